@@ -1,0 +1,5 @@
+"""Errors a user can cause. The CLI prints their message on one line and exits non-zero."""
+
+
+class VQCNIRError(Exception):
+    """A problem with what the user gave us (a path, an image, a checkpoint, a config)."""

@@ -1,0 +1,72 @@
+"""One config dataclass for the network, with the paper's defaults and smaller presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class VQCNIRConfig:
+    """Hyper-parameters of the network. Defaults are the authors' released model.
+
+    Widths: the encoder, G and D use ``width`` x (1, 2, 4, 4) channels at scales 1, 1/2, 1/4, 1/8;
+    D's cross-attention uses (1, 2, 4, 4) heads at those scales.
+    """
+
+    in_channels: int = 3
+    width: int = 64
+    codebook_size: int = 1024
+    code_dim: int = 512
+    num_aiem: int = 12
+    aiem_splits: int = 4
+    aiem_curves: int = 3
+    deform_groups: int = 4
+    norm_groups: int = 32
+    commitment_beta: float = 0.25
+    # ablation switches of the paper's Table 3 (both on in VQCNIR)
+    use_aiem: bool = True
+    use_dbca: bool = True
+
+    def __post_init__(self):
+        w = self.width
+        problems = []
+        for channels in (w, 2 * w, 4 * w):
+            if channels % self.norm_groups:
+                problems.append(f"width x {channels // w} = {channels} is not divisible by norm_groups={self.norm_groups}")
+            if channels % self.deform_groups:
+                problems.append(f"{channels} channels are not divisible by deform_groups={self.deform_groups}")
+        if 4 * w < self.aiem_splits:
+            problems.append(f"aiem_splits={self.aiem_splits} exceeds the 1/8-scale width {4 * w}")
+        if problems:
+            raise ValueError("invalid VQCNIRConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "VQCNIRConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    def with_(self, **changes) -> "VQCNIRConfig":
+        return replace(self, **changes)
+
+
+PRESETS: dict[str, VQCNIRConfig] = {
+    # the authors' released model (47.9 M parameters)
+    "paper": VQCNIRConfig(),
+    # trains in hours on a CPU
+    "small": VQCNIRConfig(width=32, codebook_size=512, code_dim=128, num_aiem=4, norm_groups=16),
+    # for tests: runs in milliseconds
+    "tiny": VQCNIRConfig(width=8, codebook_size=32, code_dim=16, num_aiem=2, norm_groups=4),
+}
+
+
+def preset(name: str) -> VQCNIRConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}") from None
