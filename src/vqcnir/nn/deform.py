@@ -30,7 +30,10 @@ def deform_conv3x3(
     ):
         # Training and accelerators go through torchvision's op (it has the backward pass).
         return _torchvision_deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
-    return _deform_conv3x3_cpu(x, offset, mask, weight, bias)
+    # Sampling positions need float32 (bf16 cannot even address pixel 300 exactly).
+    out = _deform_conv3x3_cpu(x.float(), offset.float(), mask.float(), weight.float(),
+                              None if bias is None else bias.float())
+    return out.to(x.dtype)
 
 
 def _deform_conv3x3_cpu(x, offset, mask, weight, bias):

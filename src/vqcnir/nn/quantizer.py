@@ -34,15 +34,17 @@ class VectorQuantizer(nn.Module):
     def nearest_indices(self, z: torch.Tensor) -> torch.Tensor:
         """Indices (B, 1, H, W) of the nearest codewords of z (B, D, H, W)."""
         b, _, h, w = z.shape
-        flat = z.permute(0, 2, 3, 1).reshape(-1, self.code_dim)
-        codebook = self.embedding.weight
-        # Same expansion as the release so near-ties resolve the same way.
-        dist = (
-            flat.pow(2).sum(1, keepdim=True)
-            + codebook.pow(2).sum(1)
-            - 2 * flat @ codebook.t()
-        )
-        return dist.argmin(1).reshape(b, 1, h, w)
+        # Distances in float32 even under autocast: reduced precision would change which code wins.
+        with torch.autocast(z.device.type, enabled=False):
+            flat = z.float().permute(0, 2, 3, 1).reshape(-1, self.code_dim)
+            codebook = self.embedding.weight.float()
+            # Same expansion as the release so near-ties resolve the same way.
+            dist = (
+                flat.pow(2).sum(1, keepdim=True)
+                + codebook.pow(2).sum(1)
+                - 2 * flat @ codebook.t()
+            )
+            return dist.argmin(1).reshape(b, 1, h, w)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Codewords (B, D, H, W) for indices (B, 1, H, W)."""

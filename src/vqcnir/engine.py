@@ -1,0 +1,247 @@
+"""The restore engine: device and precision choice, padding, overlapping tiles with smooth blending.
+
+Everything here works on N x 3 x H x W float tensors in [0, 1]; file handling lives in the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .errors import VQCNIRError
+
+# "release": always add 1-64 px to reach a multiple of 64, as the authors' test() does (parity).
+# "minimal": pad only up to the next multiple of 8, which the network needs.
+PAD_MODES = ("release", "minimal")
+PRECISIONS = ("fp32", "bf16", "fp16")
+_NETWORK_MULTIPLE = 8
+_RELEASE_WINDOW = 64
+
+# Peak working memory of a paper-size (width 64) forward pass per input pixel, measured with
+# benchmarks/restore_speed.py (fp32, CPU); the tile chooser scales it by width and precision.
+BYTES_PER_PIXEL_WIDTH64 = 7_000
+MIN_TILE = 128
+
+
+# ----------------------------------------------------------------------------- device, precision
+def choose_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; otherwise the named device, checked to exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise VQCNIRError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VQCNIRError("--device cuda was asked for, but no CUDA GPU is available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise VQCNIRError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise VQCNIRError("--device mps was asked for, but MPS is not available on this machine")
+    return device
+
+
+def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The compute dtype for a precision name, refusing what the device cannot do."""
+    if precision not in PRECISIONS:
+        raise VQCNIRError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise VQCNIRError("bf16 is not supported by this GPU; use fp16 or fp32")
+        return torch.bfloat16
+    if device.type == "cpu":
+        raise VQCNIRError("fp16 needs a GPU (cuda or mps); on the CPU use bf16 or fp32")
+    return torch.float16
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- padding
+def release_padding(size: int) -> int:
+    """Rows (or columns) the authors' test() appends: 1..64, never 0."""
+    return (size // _RELEASE_WINDOW + 1) * _RELEASE_WINDOW - size
+
+
+def minimal_padding(size: int) -> int:
+    return -size % _NETWORK_MULTIPLE
+
+
+def mirror_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """Pad bottom/right with a mirrored copy that repeats the edge row/column (symmetric padding),
+    as the release does by appending a flipped copy and cropping: a pad larger than the image
+    is therefore cut at twice the image size."""
+    h, w = x.shape[-2:]
+    if pad_h:
+        x = torch.cat((x, x.flip(-2)), dim=-2)[..., : h + pad_h, :]
+    if pad_w:
+        x = torch.cat((x, x.flip(-1)), dim=-1)[..., : w + pad_w]
+    return x
+
+
+def forward_padded(model: torch.nn.Module, x: torch.Tensor, pad_mode: str = "release") -> torch.Tensor:
+    """Pad, run the network, crop back to the input size."""
+    if pad_mode not in PAD_MODES:
+        raise VQCNIRError(f"unknown pad mode {pad_mode!r}; choose one of {', '.join(PAD_MODES)}")
+    h, w = x.shape[-2:]
+    pad = release_padding if pad_mode == "release" else minimal_padding
+    y = model(mirror_pad(x, pad(h), pad(w)))
+    return y[..., :h, :w]
+
+
+# ----------------------------------------------------------------------------- tiling
+@dataclass(frozen=True)
+class TilePlan:
+    tile: int
+    overlap: int
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets covering [0, size) with tiles of ``tile`` px overlapping by >= ``overlap``;
+    the last tile is pulled back to end at the border so every tile has the full size."""
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    count = math.ceil((size - overlap) / step)
+    starts = [min(i * step, size - tile) for i in range(count)]
+    return sorted(set(starts))
+
+
+def _ramp(length: int, overlap: int, at_start: bool, at_end: bool, device) -> torch.Tensor:
+    """1-D blending weight: a raised-cosine ramp over the overlap on sides that meet another tile,
+    flat 1 on sides at the image border. Never exactly zero, so every pixel is covered."""
+    weight = torch.ones(length, device=device)
+    n = min(overlap, length // 2)
+    if n > 0:
+        t = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n
+        rise = 0.5 - 0.5 * torch.cos(math.pi * t)
+        if not at_start:
+            weight[:n] = rise
+        if not at_end:
+            weight[-n:] = rise.flip(0)
+    return weight
+
+
+def auto_tile_plan(model: torch.nn.Module, height: int, width: int, dtype: torch.dtype,
+                   memory_budget: float | None, device: torch.device) -> TilePlan | None:
+    """None when the whole image fits the memory budget, else the largest tile that does."""
+    budget = memory_budget if memory_budget is not None else default_memory_budget(device)
+    per_pixel = BYTES_PER_PIXEL_WIDTH64 * model.config.width / 64
+    if dtype != torch.float32:
+        per_pixel /= 2
+    # release padding can add up to 64 px per side
+    padded = (height + _RELEASE_WINDOW) * (width + _RELEASE_WINDOW)
+    if padded * per_pixel <= budget:
+        return None
+    side = int(math.sqrt(budget / per_pixel)) - _RELEASE_WINDOW
+    side = max(MIN_TILE, side // _RELEASE_WINDOW * _RELEASE_WINDOW)
+    return TilePlan(tile=side, overlap=max(32, side // 8))
+
+
+def default_memory_budget(device: torch.device) -> float:
+    """Bytes we allow one forward pass to use: 60 % of free GPU memory, or 40 % of available RAM
+    (capped at 8 GiB on CPU, where larger tiles stop paying off)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return 0.6 * free
+    available = _available_ram()
+    return min(0.4 * available, 8 * 2**30)
+
+
+def _available_ram() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30
+
+
+def restore_tiled(model, x: torch.Tensor, plan: TilePlan, pad_mode: str = "release", progress=None) -> torch.Tensor:
+    """Restore overlapping tiles and blend them with smooth weights (no visible seams).
+
+    Tiles are restored independently, so global operations (D's channel attention, AIEM's
+    average pool) see one tile at a time: the result differs slightly from a whole-image pass.
+    """
+    n, _c, h, w = x.shape
+    tile_h, tile_w = min(plan.tile, h), min(plan.tile, w)
+    ys, xs = tile_starts(h, tile_h, plan.overlap), tile_starts(w, tile_w, plan.overlap)
+    out = None
+    weight_sum = torch.zeros(1, 1, h, w, device=x.device)
+    for y0 in ys:
+        wy = _ramp(tile_h, plan.overlap, y0 == 0, y0 + tile_h >= h, x.device)
+        for x0 in xs:
+            wx = _ramp(tile_w, plan.overlap, x0 == 0, x0 + tile_w >= w, x.device)
+            y = forward_padded(model, x[..., y0:y0 + tile_h, x0:x0 + tile_w], pad_mode).float()
+            if out is None:
+                out = torch.zeros(n, y.shape[1], h, w, device=x.device)
+            weight = wy[:, None] * wx[None, :]
+            out[..., y0:y0 + tile_h, x0:x0 + tile_w] += y * weight
+            weight_sum[..., y0:y0 + tile_h, x0:x0 + tile_w] += weight
+            if progress is not None:
+                progress()
+    return out / weight_sum
+
+
+def count_tiles(h: int, w: int, plan: TilePlan | None) -> int:
+    if plan is None:
+        return 1
+    return len(tile_starts(h, min(plan.tile, h), plan.overlap)) * len(tile_starts(w, min(plan.tile, w), plan.overlap))
+
+
+# ----------------------------------------------------------------------------- public entry
+@dataclass
+class RestoreOptions:
+    pad_mode: str = "release"
+    precision: str = "fp32"
+    tile: int | None = None  # None = choose from the memory budget; 0 = never tile
+    tile_overlap: int = 32
+    memory_budget: float | None = None  # bytes
+
+
+def restore_tensor(model: torch.nn.Module, x: torch.Tensor, options: RestoreOptions | None = None,
+                   progress=None) -> torch.Tensor:
+    """Restore N x 3 x H x W float images in [0, 1] on the model's device; returns float32, unclamped."""
+    options = options or RestoreOptions()
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise VQCNIRError(f"expected an N x 3 x H x W tensor, got shape {tuple(x.shape)}")
+    if min(x.shape[-2:]) < 2:
+        raise VQCNIRError(f"image is too small to restore ({x.shape[-2]}x{x.shape[-1]}); it needs at least 2x2 pixels")
+    device = next(model.parameters()).device
+    dtype = precision_dtype(options.precision, device)
+    x = x.to(device=device, dtype=torch.float32)
+    h, w = x.shape[-2:]
+    if options.tile is None:
+        plan = auto_tile_plan(model, h, w, dtype, options.memory_budget, device)
+    elif options.tile == 0:
+        plan = None
+    else:
+        if options.tile < 16 or options.tile_overlap < 0 or options.tile_overlap >= options.tile:
+            raise VQCNIRError("--tile must be >= 16 and --tile-overlap between 0 and the tile size")
+        plan = TilePlan(options.tile, options.tile_overlap)
+    with torch.inference_mode(), autocast_context(device, dtype):
+        if plan is None or (plan.tile >= h and plan.tile >= w):
+            y = forward_padded(model, x, options.pad_mode).float()
+            if progress is not None:
+                progress()
+            return y
+        return restore_tiled(model, x, plan, options.pad_mode, progress)

@@ -1,0 +1,191 @@
+"""Checkpoint formats: the authors' ``.pth`` ({'params': ...} or {'params_ema': ...}), a bare state
+dict, or safetensors. Always loaded without unpickling arbitrary objects.
+
+Our own checkpoints also carry the network config (a plain dict in ``.pth``, JSON metadata in
+safetensors), because GroupNorm's group count cannot be read off the tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import VQCNIRError
+from .nn import VQCNIR, VQCNIRConfig, VQGAN
+
+PTH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+SAFETENSORS_SUFFIX = ".safetensors"
+CONFIG_KEY = "vqcnir_config"  # in .pth dicts and safetensors metadata
+PARAM_KEYS = ("params_ema", "params")  # BasicSR convention; the EMA weights are the better ones
+_STAGE2_PREFIXES = ("main_decode.", "multiscale_encoder.blocks.3.")
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        return "safetensors"
+    if suffix in PTH_SUFFIXES:
+        return "pth"
+    raise VQCNIRError(f"{path}: unknown checkpoint format {suffix!r}; use .pth or .safetensors")
+
+
+def read_checkpoint(path: str | os.PathLike, key: str | None = None) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """Returns (state dict, stored config dict or None)."""
+    path = Path(path)
+    if not path.exists():
+        raise VQCNIRError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        raise VQCNIRError(f"{path}: is a folder, expected a checkpoint file")
+    if _format_of(path) == "safetensors":
+        return _read_safetensors(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VQCNIRError(f"{path}: refusing to load: it holds objects other than tensors ({first})") from None
+    except Exception as e:  # zip/EOF/format errors from a damaged or foreign file
+        raise VQCNIRError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise VQCNIRError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
+    config = data.get(CONFIG_KEY) if isinstance(data.get(CONFIG_KEY), dict) else None
+    if key is not None:
+        if key not in data:
+            raise VQCNIRError(f"{path}: has no {key!r} entry (it has: {', '.join(map(str, list(data)[:6]))})")
+        state = data[key]
+    else:
+        state = next((data[k] for k in PARAM_KEYS if k in data), data)
+    if not isinstance(state, dict) or not state:
+        raise VQCNIRError(f"{path}: no state dict found")
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if len(tensors) != len(state):
+        others = [k for k, v in state.items() if not isinstance(v, torch.Tensor)][:3]
+        raise VQCNIRError(f"{path}: not a state dict (non-tensor entries such as {', '.join(map(str, others))})")
+    return tensors, config
+
+
+def _read_safetensors(path: Path):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        tensors = load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise VQCNIRError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
+    config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
+    return tensors, config
+
+
+def infer_config(state: dict[str, torch.Tensor]) -> VQCNIRConfig:
+    """The config of a checkpoint that does not record one (e.g. the authors')."""
+    try:
+        width = state["multiscale_encoder.in_conv.weight"].shape[0]
+        codebook_size, code_dim = state["quantize_group.0.embedding.weight"].shape
+    except KeyError as e:
+        raise VQCNIRError(f"not a VQCNIR checkpoint: it has no {e.args[0]!r} tensor") from None
+    aiem = {k.split(".")[4] for k in state if k.startswith("multiscale_encoder.blocks.3.blks.")}
+    splits = sum(1 for k in state if k.startswith("multiscale_encoder.blocks.3.blks.0.IMAC.predictA") and k.endswith(".0.weight"))
+    curves_key = "multiscale_encoder.blocks.3.blks.0.IMAC.predictA0.4.weight"
+    norm_groups = 32 if width % 32 == 0 else max(g for g in (16, 8, 4, 2, 1) if width % g == 0)
+    return VQCNIRConfig(
+        width=width,
+        codebook_size=codebook_size,
+        code_dim=code_dim,
+        num_aiem=max(len(aiem), 1),
+        aiem_splits=splits or 4,
+        aiem_curves=state[curves_key].shape[0] if curves_key in state else 3,
+        norm_groups=norm_groups,
+        use_aiem=bool(aiem),
+        use_dbca=any(k.startswith("main_decode.attn.") for k in state),
+    )
+
+
+def is_stage1(state: dict[str, torch.Tensor]) -> bool:
+    return not any(k.startswith(_STAGE2_PREFIXES) for k in state)
+
+
+def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise one clear error naming the first mismatches instead of loading a wrong checkpoint."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if not (missing or unexpected or wrong):
+        return
+    if isinstance(model, VQCNIR) and is_stage1(state):
+        raise VQCNIRError(f"{source}: this is a stage-1 (codebook autoencoder) checkpoint; restoring needs a "
+                          "stage-2 checkpoint (the authors' VQCNIR_LOLBlur_G.pth or one from `vqcnir train` stage 2)")
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if wrong:
+        parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:2])})")
+    raise VQCNIRError(f"{source}: checkpoint does not fit the model: " + "; ".join(parts))
+
+
+def load_model(weights: str | os.PathLike, device: str | torch.device = "cpu",
+               config: VQCNIRConfig | None = None, stage: int = 2) -> torch.nn.Module:
+    """Build the network a checkpoint describes, load it strictly, and put it in eval mode."""
+    state, stored = read_checkpoint(weights)
+    if config is None:
+        config = VQCNIRConfig.from_dict(stored) if stored else infer_config(state)
+    model = VQCNIR(config) if stage == 2 else VQGAN(config)
+    check_fits(model, state, str(weights))
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval()
+
+
+def _atomic_target(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, torch.Tensor], config: VQCNIRConfig | dict | None,
+                    extra: dict | None = None, dtype: torch.dtype | None = None) -> None:
+    """Write ``.pth`` as {'params': state, 'vqcnir_config': {...}} or ``.safetensors`` with the config
+    as metadata; atomically (temporary file, then rename)."""
+    path = Path(path)
+    config_dict = config.to_dict() if isinstance(config, VQCNIRConfig) else config
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in state.items()}
+    tmp = _atomic_target(path)
+    try:
+        if _format_of(path) == "safetensors":
+            from safetensors.torch import save_file
+
+            metadata = {CONFIG_KEY: json.dumps(config_dict)} if config_dict else {}
+            save_file(state, str(tmp), metadata=metadata)
+        else:
+            payload = {"params": state, **(extra or {})}
+            if config_dict:
+                payload[CONFIG_KEY] = config_dict
+            torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> dict[str, torch.Tensor]:
+    """Convert between ``.pth`` and ``.safetensors`` (either direction), keeping the config."""
+    src, dst = Path(src), Path(dst)
+    _format_of(dst)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise VQCNIRError(f"{dst}: output would overwrite the input")
+    if dst.exists() and not overwrite:
+        raise VQCNIRError(f"{dst}: already exists (pass --overwrite to replace it)")
+    state, config = read_checkpoint(src)
+    if config is None:
+        config = infer_config(state).to_dict()
+    save_checkpoint(dst, state, config)
+    return state

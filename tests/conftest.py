@@ -1,0 +1,25 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # for parity_weights
+
+from vqcnir.nn import VQCNIR, preset  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def paper_model_with_fixture_weights():
+    """The paper-size restorer loaded with the deterministic parity weights."""
+    from parity_weights import fixture_state_dict
+
+    model = VQCNIR().eval()
+    model.load_state_dict(fixture_state_dict(), strict=True)
+    return model
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return VQCNIR(preset("tiny")).eval()

@@ -1,0 +1,141 @@
+"""The network: key-for-key compatibility with the release and numerical parity with its outputs."""
+
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import deform_conv2d
+
+from parity_weights import FIXTURES, official_manifest
+from vqcnir.engine import forward_padded
+from vqcnir.nn import VQCNIR, VQGAN, VQCNIRConfig, preset
+from vqcnir.nn.aiem import AIEM
+from vqcnir.nn.deform import _deform_conv3x3_cpu, deform_conv3x3
+
+PARITY_TOLERANCE = 5e-5
+
+
+def test_state_dict_matches_official_manifest_key_for_key():
+    state = VQCNIR().state_dict()
+    manifest = official_manifest()
+    assert [k for k, _ in manifest] == list(state)
+    assert [shape for _, shape in manifest] == [tuple(v.shape) for v in state.values()]
+    assert all(v.dtype == torch.float32 for v in state.values())
+    assert sum(v.numel() for v in state.values()) == 47_854_222
+
+
+def _fixture_input(case):
+    x = np.load(FIXTURES / "parity" / f"case_{case}_input_u8.npy")
+    return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.mark.parametrize("case", ["a", "b"])
+def test_raw_forward_matches_release(paper_model_with_fixture_weights, case):
+    with torch.inference_mode():
+        y = paper_model_with_fixture_weights(_fixture_input(case))[0].numpy()
+    ref = np.load(FIXTURES / "parity" / f"case_{case}_forward_f32.npy")
+    assert y.shape == ref.shape
+    assert np.abs(y - ref).max() < PARITY_TOLERANCE
+
+
+@pytest.mark.parametrize("case", ["a", "b"])
+def test_release_restore_path_matches_release(paper_model_with_fixture_weights, case):
+    with torch.inference_mode():
+        y = forward_padded(paper_model_with_fixture_weights, _fixture_input(case), "release")[0].numpy()
+    ref = np.load(FIXTURES / "parity" / f"case_{case}_restored_f32.npy")
+    assert y.shape == ref.shape
+    assert np.abs(y - ref).max() < PARITY_TOLERANCE
+
+
+def test_parity_detects_a_wrong_layer(paper_model_with_fixture_weights):
+    """Guard against a tolerance so loose it cannot fail: a 1.5x DBCA residual scale must show."""
+    model = paper_model_with_fixture_weights
+    beta = model.main_decode.attn["Level_4"].beta
+    saved = beta.detach().clone()
+    try:
+        with torch.no_grad():
+            beta.mul_(1.5)
+        with torch.inference_mode():
+            y = model(_fixture_input("b"))[0].numpy()
+    finally:
+        with torch.no_grad():
+            beta.copy_(saved)
+    ref = np.load(FIXTURES / "parity" / "case_b_forward_f32.npy")
+    assert np.abs(y - ref).max() > 10 * PARITY_TOLERANCE
+
+
+def test_aiem_is_identity_at_initialisation():
+    torch.manual_seed(0)
+    block = AIEM(32, splits=4, curves=3)
+    x = torch.randn(2, 32, 8, 8)
+    assert torch.equal(block(x), x)
+
+
+@pytest.mark.parametrize("size", [(16, 16), (24, 40), (64, 8)])
+def test_tiny_forward_keeps_size(tiny_model, size):
+    x = torch.rand(1, 3, *size)
+    with torch.inference_mode():
+        assert tiny_model(x).shape == (1, 3, *size)
+
+
+@pytest.mark.parametrize("use_aiem,use_dbca", [(False, True), (True, False), (False, False)])
+def test_ablation_switches_build_and_run(use_aiem, use_dbca):
+    cfg = preset("tiny").with_(use_aiem=use_aiem, use_dbca=use_dbca)
+    model = VQCNIR(cfg)
+    keys = list(model.state_dict())
+    assert any(k.startswith("multiscale_encoder.blocks.3.") for k in keys) == use_aiem
+    assert any(k.startswith("main_decode.attn.") for k in keys) == use_dbca
+    y, loss, idx = model.forward_train(torch.rand(2, 3, 16, 16))
+    assert y.shape == (2, 3, 16, 16) and torch.isfinite(loss) and idx.shape == (2, 1, 2, 2)
+
+
+def test_stage2_training_step_flows_gradients_everywhere_trainable():
+    torch.manual_seed(0)
+    cfg = preset("tiny")
+    stage1 = VQGAN(cfg)
+    gt = torch.rand(2, 3, 16, 16)
+    gt_idx = stage1.code_indices(gt)
+    model = VQCNIR(cfg)
+    y, code_loss, _ = model.forward_train(gt * 0.2, gt_idx)
+    (torch.nn.functional.l1_loss(y, gt) + code_loss).backward()
+    dcn = model.main_decode.align_func_dict["Level_1"].dcn
+    assert dcn.weight.grad is not None and dcn.weight.grad.abs().sum() > 0
+    assert model.multiscale_encoder.in_conv.weight.grad.abs().sum() > 0
+
+
+def test_stage1_codebook_loss_and_indices():
+    torch.manual_seed(0)
+    model = VQGAN(preset("tiny"))
+    y, loss, idx = model.forward_train(torch.rand(1, 3, 32, 32))
+    assert y.shape == (1, 3, 32, 32) and loss.item() > 0
+    assert idx.min() >= 0 and idx.max() < preset("tiny").codebook_size
+
+
+def test_quantizer_picks_the_nearest_codeword():
+    model = VQGAN(preset("tiny"))
+    q = model.quantizer
+    z = q.embedding.weight[[3, 7, 7, 0]].t().reshape(1, q.code_dim, 2, 2) + 1e-6
+    assert q.nearest_indices(z).flatten().tolist() == [3, 7, 7, 0]
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 9, 11), (2, 32, 12, 7)])
+def test_cpu_deformable_conv_equals_torchvision(shape):
+    torch.manual_seed(1)
+    b, c, h, w = shape
+    x = torch.randn(shape)
+    offset = torch.randn(b, 2 * 4 * 9, h, w) * 3  # many taps fall outside the image
+    offset[:, :, 0, 0] = -1.0  # a tap exactly one pixel outside reads zero
+    mask = torch.rand(b, 4 * 9, h, w)
+    weight = torch.randn(c, c, 3, 3) / c
+    bias = torch.randn(c)
+    ours = _deform_conv3x3_cpu(x, offset, mask, weight, bias)
+    ref = deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
+    assert (ours - ref).abs().max() < 1e-5
+    with torch.inference_mode():
+        assert (deform_conv3x3(x, offset, mask, weight, bias) - ref).abs().max() < 1e-5
+
+
+def test_config_rejects_widths_that_do_not_divide():
+    with pytest.raises(ValueError, match="norm_groups"):
+        VQCNIRConfig(width=12, norm_groups=8)
+    with pytest.raises(ValueError, match="unknown model config keys: widht"):
+        VQCNIRConfig.from_dict({"widht": 8})
