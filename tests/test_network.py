@@ -139,3 +139,15 @@ def test_config_rejects_widths_that_do_not_divide():
         VQCNIRConfig(width=12, norm_groups=8)
     with pytest.raises(ValueError, match="unknown model config keys: widht"):
         VQCNIRConfig.from_dict({"widht": 8})
+
+
+def test_cpu_inference_layout_keeps_parity(paper_model_with_fixture_weights):
+    """The engine runs CPU models channels-last; that must stay within the parity tolerance."""
+    import copy
+
+    from vqcnir.engine import RestoreOptions, prepare_for_inference, restore_tensor
+
+    model = prepare_for_inference(copy.deepcopy(paper_model_with_fixture_weights), torch.device("cpu"))
+    y = restore_tensor(model, _fixture_input("a"), RestoreOptions(tile=0))[0].numpy()
+    ref = np.load(FIXTURES / "parity" / "case_a_restored_f32.npy")
+    assert np.abs(y - ref).max() < PARITY_TOLERANCE

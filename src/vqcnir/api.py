@@ -7,14 +7,15 @@ import os
 import numpy as np
 import torch
 
-from .engine import RestoreOptions, choose_device, restore_tensor
+from .engine import RestoreOptions, choose_device, prepare_for_inference, restore_tensor
 from .errors import VQCNIRError
 from .weights import load_model as _load_checkpoint
 
 
 def load_model(weights: str | os.PathLike, device: str = "auto") -> torch.nn.Module:
     """Load a restorer checkpoint (official ``.pth``, bare state dict or safetensors) for inference."""
-    return _load_checkpoint(weights, device=choose_device(device))
+    device = choose_device(device)
+    return prepare_for_inference(_load_checkpoint(weights), device)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

@@ -71,6 +71,20 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Eval mode on ``device``; on CPU, channels-last weights, which oneDNN convolutions run
+    markedly faster (same results within float rounding, parity tests cover it)."""
+    model = model.to(device).eval()
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _wants_channels_last(model: torch.nn.Module) -> bool:
+    weight = model.multiscale_encoder.in_conv.weight
+    return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+
 # ----------------------------------------------------------------------------- padding
 def release_padding(size: int) -> int:
     """Rows (or columns) the authors' test() appends: 1..64, never 0."""
@@ -122,17 +136,24 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool, device) -> torch.Tensor:
-    """1-D blending weight: a raised-cosine ramp over the overlap on sides that meet another tile,
-    flat 1 on sides at the image border. Never exactly zero, so every pixel is covered."""
+    """1-D blending weight for one tile side by side with its neighbours.
+
+    On a side that meets another tile, the outer quarter of the overlap gets weight 0 (a tile's
+    border pixels lack context and are the least trustworthy) and the next half rises along a
+    raised cosine; sides at the image border keep weight 1. The neighbour's zero margin always
+    falls inside this tile's full-weight part, so every pixel is covered.
+    """
     weight = torch.ones(length, device=device)
     n = min(overlap, length // 2)
-    if n > 0:
-        t = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n
-        rise = 0.5 - 0.5 * torch.cos(math.pi * t)
+    margin = n // 4
+    ramp_len = n - 2 * margin
+    if ramp_len > 0:
+        t = (torch.arange(ramp_len, device=device, dtype=torch.float32) + 0.5) / ramp_len
+        rise = torch.cat((torch.zeros(margin, device=device), 0.5 - 0.5 * torch.cos(math.pi * t)))
         if not at_start:
-            weight[:n] = rise
+            weight[: margin + ramp_len] = rise
         if not at_end:
-            weight[-n:] = rise.flip(0)
+            weight[length - margin - ramp_len:] = rise.flip(0)
     return weight
 
 
@@ -229,6 +250,8 @@ def restore_tensor(model: torch.nn.Module, x: torch.Tensor, options: RestoreOpti
     device = next(model.parameters()).device
     dtype = precision_dtype(options.precision, device)
     x = x.to(device=device, dtype=torch.float32)
+    if _wants_channels_last(model):
+        x = x.contiguous(memory_format=torch.channels_last)
     h, w = x.shape[-2:]
     if options.tile is None:
         plan = auto_tile_plan(model, h, w, dtype, options.memory_budget, device)

@@ -43,7 +43,7 @@ def _deform_conv3x3_cpu(x, offset, mask, weight, bias):
     cg = c // groups
     # Pixels as rows, one row per (batch, group, pixel); reading a row gives that group's channels.
     # A trailing zero row absorbs every corner that falls outside the image.
-    rows = x.reshape(b, groups, cg, h * w).permute(0, 1, 3, 2).reshape(b * groups * h * w, cg)
+    rows = x.permute(0, 2, 3, 1).reshape(b, h * w, groups, cg).transpose(1, 2).reshape(b * groups * h * w, cg)
     rows = torch.cat([rows, rows.new_zeros(1, cg)])
     zero_row = rows.shape[0] - 1
     # Weight as (9 taps x groups x channels-per-group) -> out, matching the gathered columns.
@@ -81,11 +81,13 @@ def _deform_conv3x3_cpu(x, offset, mask, weight, bias):
             valid = (yc >= 0) & (yc < h) & (xc >= 0) & (xc < w)
             idx = torch.where(valid, base_index + yc * w + xc, zero_row)
             # (b, groups, 9, n, cg) gathered, weighted by bilinear weight x modulation mask
-            sample = rows[idx] * (wgt * m).unsqueeze(-1)
-            cols = sample if cols is None else cols.add_(sample)
+            corner = rows[idx]
+            scale = (wgt * m).unsqueeze(-1)
+            cols = corner.mul_(scale) if cols is None else cols.addcmul_(corner, scale)
         # columns: (b, n, 9, groups, cg) -> (b, n, 9*c)
         cols = cols.permute(0, 3, 2, 1, 4).reshape(b, n, 9 * c)
         out[:, y0 * w:y1 * w] = cols @ w_mat
     if bias is not None:
         out += bias
-    return out.permute(0, 2, 1).reshape(b, c_out, h, w)
+    # a channels-last view: no copy, and the next convolution prefers that layout anyway
+    return out.view(b, h, w, c_out).permute(0, 3, 1, 2)

@@ -1,0 +1,156 @@
+"""The ``vqcnir`` command line: restore | convert | (synth, data, evaluate, ... from their packages).
+
+Every user-caused problem ends in one ``error: ...`` line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import VQCNIRError
+
+# Sub-commands that live with their own package; each module exposes register(subparsers).
+_COMMAND_MODULES = ()
+
+
+def _add_restore(subparsers) -> None:
+    p = subparsers.add_parser(
+        "restore", help="restore night photos (files or folders)",
+        description="Restore dark, blurry night photos. Inputs are never overwritten; existing "
+                    "outputs are kept unless --overwrite.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("--weights", type=Path, help="checkpoint (.pth or .safetensors)")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders, mirroring them in OUTDIR")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="compute precision (bf16/fp16 only where the device supports them)")
+    p.add_argument("--pad-mode", default="release", choices=("release", "minimal"),
+                   help="release: always pad 1-64 px like the authors' code (parity, default); "
+                        "minimal: pad only to the next multiple of 8 (faster)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="tile size in px (default: chosen from --memory-budget; 0 = never tile)")
+    p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (default 32)")
+    p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                   help="memory one forward pass may use, in GiB (default: 40%% of free RAM, max 8; 60%% of free GPU memory)")
+    p.set_defaults(func=_run_restore)
+
+
+def _run_restore(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .engine import RestoreOptions, choose_device, precision_dtype, prepare_for_inference, restore_tensor
+    from .imageio import list_images, read_image, write_image
+    from .weights import load_model
+
+    if args.weights is None:
+        raise VQCNIRError("no default model is bundled yet: pass --weights PATH (the authors' "
+                          "VQCNIR_LOLBlur_G.pth or a stage-2 checkpoint from `vqcnir train`)")
+    device = choose_device(args.device)
+    precision_dtype(args.precision, device)  # refuse an impossible precision before any work
+    options = RestoreOptions(
+        pad_mode=args.pad_mode, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap,
+        memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30)
+    if args.output.exists() and not args.output.is_dir():
+        raise VQCNIRError(f"{args.output}: output exists and is not a folder")
+
+    failures: list[str] = []
+    jobs = []
+    for item in args.inputs:  # a bad input path is reported, the others still run
+        try:
+            jobs.extend(list_images([item], args.recursive))
+        except VQCNIRError as e:
+            failures.append(str(e))
+            print(f"error: {e}", file=sys.stderr)
+    if not jobs and not failures:
+        raise VQCNIRError("no images found in the given inputs")
+    model = prepare_for_inference(load_model(args.weights), device) if jobs else None
+
+    restored = skipped = 0
+    seconds = megapixels = 0.0
+    bar = tqdm(jobs, unit="img", disable=not jobs, dynamic_ncols=True)
+    for src, rel in bar:
+        dst = args.output / rel
+        bar.set_postfix_str(str(rel)[-40:])
+        try:
+            if dst.resolve() == src.resolve():
+                raise VQCNIRError(f"{src}: output would overwrite the input; choose another -o folder")
+            if dst.exists() and not args.overwrite:
+                skipped += 1
+                continue
+            image = read_image(src)
+            x = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
+            start = time.perf_counter()
+            try:
+                y = restore_tensor(model, x, options)
+            except torch.OutOfMemoryError:
+                raise VQCNIRError(f"{src}: out of memory; pass a smaller --tile or --memory-budget") from None
+            seconds += time.perf_counter() - start
+            megapixels += x.shape[-2] * x.shape[-1] / 1e6
+            rgb = y[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+            write_image(dst, rgb, alpha=image.alpha, bit_depth=image.bit_depth, grey=image.grey)
+            restored += 1
+        except VQCNIRError as e:
+            failures.append(str(e))
+            tqdm.write(f"error: {e}", file=sys.stderr)
+    bar.close()
+
+    speed = f", {seconds / megapixels:.2f} s/MP" if megapixels else ""
+    print(f"restored {restored}, skipped {skipped} (already there; --overwrite replaces them), "
+          f"failed {len(failures)}{speed} -> {args.output}")
+    return 1 if failures else 0
+
+
+def _add_convert(subparsers) -> None:
+    p = subparsers.add_parser("convert", help="convert a checkpoint between .pth and .safetensors",
+                              description="Convert between the official .pth format and .safetensors.")
+    p.add_argument("src", type=Path, metavar="IN")
+    p.add_argument("dst", type=Path, metavar="OUT")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=_run_convert)
+
+
+def _run_convert(args) -> int:
+    from .weights import convert
+
+    state = convert(args.src, args.dst, overwrite=args.overwrite)
+    print(f"wrote {args.dst} ({len(state)} tensors, {sum(v.numel() for v in state.values()):,} values)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vqcnir", description="Restore dark, blurry night photos (VQCNIR).")
+    parser.add_argument("--version", action="version", version=f"vqcnir {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_restore(subparsers)
+    _add_convert(subparsers)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except VQCNIRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Restore engine: padding modes, tiling with blended overlaps, precision and device choice."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import vqcnir
+from vqcnir.engine import (
+    RestoreOptions, TilePlan, auto_tile_plan, choose_device, count_tiles, forward_padded,
+    minimal_padding, mirror_pad, release_padding, restore_tensor, restore_tiled, tile_starts,
+)
+from vqcnir.errors import VQCNIRError
+from vqcnir.nn import preset
+
+
+class LocalModel(nn.Module):
+    """A stand-in network with only local operations, so tiling must reproduce it exactly."""
+
+    def __init__(self, conv=False):
+        super().__init__()
+        self.config = preset("tiny")
+        self.weight = nn.Parameter(torch.tensor(0.5))
+        self.conv = conv
+
+    def forward(self, x):
+        y = x * self.weight + 0.1
+        return nn.functional.avg_pool2d(y, 3, 1, 1, count_include_pad=False) if self.conv else y
+
+
+@pytest.mark.parametrize("size,expected", [(256, 64), (512, 64), (600, 40), (400, 48), (64, 64), (7, 57)])
+def test_release_padding_always_adds_1_to_64(size, expected):
+    assert release_padding(size) == expected
+
+
+@pytest.mark.parametrize("size,expected", [(256, 0), (257, 7), (7, 1), (600, 0), (601, 7)])
+def test_minimal_padding_reaches_a_multiple_of_8(size, expected):
+    assert minimal_padding(size) == expected
+
+
+def test_mirror_pad_repeats_the_edge_and_caps_at_twice_the_size():
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    y = mirror_pad(x, 2, 1)
+    assert y.shape == (1, 1, 5, 5)
+    assert torch.equal(y[0, 0, 3, :4], x[0, 0, 2]) and torch.equal(y[0, 0, 4, :4], x[0, 0, 1])
+    assert torch.equal(y[0, 0, :3, 4], x[0, 0, :, 3])
+    assert mirror_pad(x, 10, 0).shape[-2] == 6  # like the release: at most one mirrored copy
+
+
+@pytest.mark.parametrize("size,tile,overlap", [(100, 32, 8), (64, 64, 16), (65, 32, 31), (1000, 256, 32)])
+def test_tile_starts_cover_everything_with_full_tiles(size, tile, overlap):
+    starts = tile_starts(size, tile, overlap)
+    covered = np.zeros(size, bool)
+    for s in starts:
+        assert 0 <= s and s + min(tile, size) <= size
+        covered[s:s + tile] = True
+    assert covered.all()
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_tiled_restore_equals_whole_image_for_a_local_model(conv):
+    model = LocalModel(conv)
+    x = torch.rand(1, 3, 70, 90)
+    whole = forward_padded(model, x, "minimal")
+    tiled = restore_tiled(model, x, TilePlan(tile=32, overlap=12), "minimal")
+    # With a 3x3 neighbourhood, the image's outer ring differs only because the whole image was
+    # mirror-padded to a multiple of 8 and the border tiles were not; inside, tiles must vanish.
+    ring = 1 if conv else 0
+    inner = (whole - tiled)[..., ring:70 - ring, ring:90 - ring]
+    assert inner.abs().max() < 1e-6
+
+
+class TileMeanModel(LocalModel):
+    """A 'global' model: every output pixel is the mean of the whole input it was given, so each
+    tile comes out as a different constant, the worst case for seams."""
+
+    def forward(self, x):
+        return x.mean(dim=(1, 2, 3), keepdim=True).expand(x.shape[0], 3, *x.shape[-2:]) * self.weight
+
+
+def test_blending_turns_tile_differences_into_smooth_ramps():
+    x = torch.linspace(0, 1, 128).expand(1, 3, 32, 128).contiguous()
+    plan = TilePlan(tile=64, overlap=32)
+    with torch.no_grad():
+        out = restore_tiled(TileMeanModel(), x, plan, "minimal")
+        first, last = out[0, 0, 0, 0].item(), out[0, 0, 0, -1].item()
+        steps = (out[0, 0, 0, 1:] - out[0, 0, 0, :-1]).abs()
+    jump = abs(last - first)  # what pasting tiles without blending would show at a seam
+    assert jump > 0.1
+    assert steps.max() < jump / 5
+
+
+def test_tiled_restore_with_the_real_network(tiny_model):
+    x = torch.rand(1, 3, 96, 80) * 0.3
+    tiled = restore_tensor(tiny_model, x, RestoreOptions(tile=48, tile_overlap=16))
+    assert tiled.shape == x.shape and torch.isfinite(tiled).all()
+
+
+def test_auto_tile_plan_tiles_large_images_only(tiny_model):
+    assert auto_tile_plan(tiny_model, 256, 256, torch.float32, 2**30, torch.device("cpu")) is None
+    paper_like = LocalModel()
+    paper_like.config = preset("paper")
+    plan = auto_tile_plan(paper_like, 3000, 4000, torch.float32, 2 * 2**30, torch.device("cpu"))
+    assert plan is not None and 128 <= plan.tile <= 1024 and plan.tile % 64 == 0
+    assert count_tiles(3000, 4000, plan) > 1
+
+
+def test_precision_is_refused_where_the_device_cannot_do_it(tiny_model):
+    with pytest.raises(VQCNIRError, match="fp16 needs a GPU"):
+        restore_tensor(tiny_model, torch.rand(1, 3, 16, 16), RestoreOptions(precision="fp16"))
+
+
+def test_bf16_on_cpu_is_close_to_fp32(tiny_model):
+    x = torch.rand(1, 3, 32, 32)
+    full = restore_tensor(tiny_model, x)
+    half = restore_tensor(tiny_model, x, RestoreOptions(precision="bf16"))
+    assert half.dtype == torch.float32
+    assert (full - half).abs().mean() < 0.05 * full.abs().mean()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_a_missing_cuda_device_is_a_clear_error():
+    with pytest.raises(VQCNIRError, match="no CUDA GPU"):
+        choose_device("cuda")
+    assert choose_device("auto").type in ("cpu", "mps")
+
+
+def test_too_small_images_are_refused(tiny_model):
+    with pytest.raises(VQCNIRError, match="too small"):
+        restore_tensor(tiny_model, torch.rand(1, 3, 1, 1))
+
+
+# ------------------------------------------------------------------ the Python API
+def test_api_restores_uint8_and_uint16_keeping_kind(tiny_model):
+    rng = np.random.default_rng(0)
+    for dtype, peak in ((np.uint8, 255), (np.uint16, 65535)):
+        image = rng.integers(0, peak, (20, 28, 3), dtype=dtype)
+        out = vqcnir.restore(tiny_model, image)
+        assert out.dtype == dtype and out.shape == image.shape
+
+
+def test_api_grey_and_alpha(tiny_model):
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 255, (16, 24), dtype=np.uint8)
+    assert vqcnir.restore(tiny_model, grey).shape == (16, 24)
+    assert vqcnir.restore(tiny_model, grey[..., None]).shape == (16, 24, 1)
+    rgba = rng.integers(0, 255, (16, 24, 4), dtype=np.uint8)
+    out = vqcnir.restore(tiny_model, rgba)
+    assert out.shape == rgba.shape and np.array_equal(out[..., 3], rgba[..., 3])
+
+
+def test_api_tensor_in_tensor_out(tiny_model):
+    x = torch.rand(3, 24, 16)
+    y = vqcnir.restore(tiny_model, x)
+    assert isinstance(y, torch.Tensor) and y.shape == x.shape
+    assert torch.allclose(vqcnir.restore(tiny_model, x[None])[0], y)
+
+
+def test_api_rejects_bad_images(tiny_model):
+    with pytest.raises(VQCNIRError, match="uint8 or uint16"):
+        vqcnir.restore(tiny_model, np.zeros((8, 8, 3), np.float64))
+    with pytest.raises(VQCNIRError, match="H x W"):
+        vqcnir.restore(tiny_model, np.zeros((8, 8, 5), np.uint8))
