@@ -1,0 +1,37 @@
+"""Colour conversions used by the metrics, each named after the convention it follows.
+
+Every function takes N×3×H×W RGB in [0, 1] (any float dtype) and returns N×1×H×W.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# ITU-R BT.601 luma weights: MATLAB ``rgb2gray`` and the Y of YIQ (pyiqa's default "Y").
+_LUMA = (0.299, 0.587, 0.114)
+# ITU-R BT.601 YCbCr (studio swing, Y in [16, 235]): MATLAB ``rgb2ycbcr``, BasicSR.
+_YCBCR_Y = (65.481, 128.553, 24.966)
+
+
+def _check_rgb(x: torch.Tensor) -> None:
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected an N×3×H×W RGB tensor, got shape {tuple(x.shape)}")
+
+
+def luma_255(x: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
+    """BT.601 luma (0.299 R + 0.587 G + 0.114 B) on a 0–255 scale, rounded to 8-bit levels.
+
+    This is the Y pyiqa uses by default (``color_space='yiq'``, ``data_range=255``), and what
+    MATLAB's ``rgb2gray`` gives for uint8 input.
+    """
+    _check_rgb(x)
+    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    y = (x * w).sum(dim=1, keepdim=True) * 255.0
+    return y.round() if quantize else y
+
+
+def ycbcr_y(x: torch.Tensor) -> torch.Tensor:
+    """Y of BT.601 YCbCr in [16/255, 235/255] (MATLAB ``rgb2ycbcr``; BasicSR ``test_y_channel``)."""
+    _check_rgb(x)
+    w = torch.tensor(_YCBCR_Y, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return ((x * w).sum(dim=1, keepdim=True) + 16.0) / 255.0
