@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -46,8 +47,12 @@ def read_checkpoint(path: str | os.PathLike, key: str | None = None) -> tuple[di
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VQCNIRError(f"{path}: refusing to load: it holds objects other than tensors ({first})") from None
+        # weights_only refuses any pickled class it does not know: say which one, in one line
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found:
+            raise VQCNIRError(f"{path}: refusing to load: it holds a pickled object ({found.group(1)}), "
+                              "not only tensors") from None
+        raise VQCNIRError(f"{path}: not a readable PyTorch checkpoint (damaged or another format)") from None
     except Exception as e:  # zip/EOF/format errors from a damaged or foreign file
         raise VQCNIRError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
     if not isinstance(data, dict):
