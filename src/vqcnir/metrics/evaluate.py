@@ -1,0 +1,271 @@
+"""Score a folder of restored images (against ground truth when given) and record the protocol."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import VQCNIRError
+from . import registry
+from ._io import list_folder, read_rgb, write_rgb
+from .errors import MetricUnavailable
+
+_PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-image", "lpips", "stlpips-pytorch", "pyiqa")
+
+
+@dataclass
+class Evaluation:
+    metrics: list[str]                       # metrics computed, in the order asked
+    rows: list[dict]                         # {"image": relative path, <metric>: float, ...}
+    means: dict[str, float]
+    protocol: dict
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
+def _package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        out["vqcnir"] = metadata.version("vqcnir")
+    except metadata.PackageNotFoundError:
+        from .. import __version__
+
+        out["vqcnir"] = __version__
+    return out
+
+
+def _listing(folder: Path, role: str) -> list[tuple[Path, Path]]:
+    if not folder.is_dir():
+        raise VQCNIRError(f"--{role} {folder}: not a folder")
+    files = list_folder(folder)
+    if not files:
+        raise VQCNIRError(f"--{role} {folder}: no images found")
+    return files
+
+
+def _examples(items: list[str]) -> str:
+    shown = ", ".join(items[:3])
+    return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def pair_folders(restored: Path, gt: Path | None) -> list[tuple[str, Path, Path | None]]:
+    """(relative path, restored file, gt file) pairs, matched by relative path.
+
+    The extension may differ (``a.png`` restored from ``a.jpg``) when that is unambiguous. Every
+    restored image needs a ground truth and every ground truth a restored image.
+    """
+    rest = _listing(restored, "restored")
+    if gt is None:
+        return [(rel.as_posix(), f, None) for f, rel in rest]
+    truth = _listing(gt, "gt")
+    exact = {rel.as_posix(): f for f, rel in truth}
+    by_stem: dict[str, list[str]] = {}
+    for _, rel in truth:
+        by_stem.setdefault(rel.with_suffix("").as_posix(), []).append(rel.as_posix())
+    pairs, missing, used = [], [], set()
+    for f, rel in rest:
+        key = rel.as_posix()
+        if key not in exact:
+            candidates = by_stem.get(rel.with_suffix("").as_posix(), [])
+            key = candidates[0] if len(candidates) == 1 else None
+        if key is None or key in used:
+            missing.append(rel.as_posix())
+            continue
+        used.add(key)
+        pairs.append((rel.as_posix(), f, exact[key]))
+    if missing:
+        raise VQCNIRError(
+            f"{len(missing)} restored image(s) have no ground truth with the same relative path "
+            f"in {gt}: {_examples(missing)}"
+        )
+    extra = sorted(set(exact) - used)
+    if extra:
+        raise VQCNIRError(
+            f"{len(extra)} ground-truth image(s) have no restored counterpart in {restored}: "
+            f"{_examples(extra)} (evaluate whole test sets, or point --gt at the matching subset)"
+        )
+    return pairs
+
+
+def resolve_metrics(names: list[str] | None, has_gt: bool) -> list[str]:
+    if not names:
+        names = list(registry.DEFAULT_FULL_REFERENCE if has_gt else registry.DEFAULT_NO_REFERENCE)
+    out = []
+    for name in names:
+        if name not in registry.SPECS:
+            raise VQCNIRError(f"unknown metric {name!r}; known: {', '.join(registry.SPECS)}")
+        if registry.SPECS[name].reference and not has_gt:
+            raise VQCNIRError(f"{name} compares with ground truth: give --gt DIR, or choose "
+                              f"no-reference metrics ({', '.join(n for n, s in registry.SPECS.items() if not s.reference)})")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] | None = None, *,
+                     crop: int = 0, device: str = "cpu", progress: bool = True,
+                     source: dict | None = None) -> Evaluation:
+    """Score every image; metrics that cannot run here are listed in ``unavailable``."""
+    restored, gt = Path(restored), (Path(gt) if gt is not None else None)
+    names = resolve_metrics(metrics, gt is not None)
+    if crop < 0:
+        raise VQCNIRError(f"--crop must be >= 0, got {crop}")
+    pairs = pair_folders(restored, gt)
+    unavailable: dict[str, str] = {}
+    scorers: dict[str, Callable] = {}
+    for name in names:
+        try:
+            registry.check(name)
+            scorers[name] = registry.build(name, device)
+        except MetricUnavailable as error:
+            unavailable[name] = str(error)
+    rows = []
+    for rel, r_path, g_path in tqdm(pairs, desc="evaluate", unit="img", disable=not progress):
+        r = read_rgb(r_path)
+        g = read_rgb(g_path) if g_path is not None else None
+        if g is not None and r.shape != g.shape:
+            raise VQCNIRError(
+                f"{rel}: restored is {r.shape[-1]}×{r.shape[-2]} but gt is {g.shape[-1]}×{g.shape[-2]} pixels"
+            )
+        if crop:
+            if min(r.shape[-2:]) <= 2 * crop:
+                raise VQCNIRError(f"{rel}: --crop {crop} leaves nothing of a {r.shape[-1]}×{r.shape[-2]} image")
+            r = r[..., crop:-crop, crop:-crop]
+            g = g[..., crop:-crop, crop:-crop] if g is not None else None
+        r = r.to(device)
+        g = g.to(device) if g is not None else None
+        row: dict = {"image": rel}
+        for name, scorer in scorers.items():
+            try:
+                row[name] = float(scorer(r, g if registry.SPECS[name].reference else None)[0])
+            except ValueError as error:
+                raise VQCNIRError(f"{rel}: {name}: {error}") from None
+        rows.append(row)
+    computed = [n for n in names if n in scorers]
+    means = {n: _mean([row[n] for row in rows]) for n in computed}
+    protocol = {
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "restored": str(restored),
+        "gt": str(gt) if gt is not None else None,
+        "pairing": "relative path (file extension may differ)" if gt is not None else None,
+        "images": len(rows),
+        "crop": crop,
+        "device": str(device),
+        "source": source or {"kind": "folder"},
+        "mean": "arithmetic mean over images; inf if any image is inf",
+        "packages": _package_versions(),
+        "metrics": {
+            n: {"reference": registry.SPECS[n].reference,
+                "higher_is_better": registry.SPECS[n].higher_is_better,
+                "pyiqa_equivalent": registry.SPECS[n].pyiqa,
+                **registry.SPECS[n].protocol}
+            for n in names
+        },
+        "unavailable": unavailable,
+    }
+    return Evaluation(computed, rows, means, protocol, unavailable)
+
+
+def _plain(value: float) -> float | str:
+    """JSON has no inf/nan: write them as the strings "inf", "-inf", "nan"."""
+    return value if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+
+
+def _text(value: float) -> str:
+    return repr(value) if math.isfinite(value) else str(_plain(value))
+
+
+def to_json(ev: Evaluation) -> str:
+    doc = {
+        "protocol": ev.protocol,
+        "mean": {n: _plain(v) for n, v in ev.means.items()},
+        "per_image": [{k: (_plain(v) if isinstance(v, float) else v) for k, v in row.items()} for row in ev.rows],
+    }
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(ev: Evaluation) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["image", *ev.metrics])
+    for row in ev.rows:
+        w.writerow([row["image"], *(_text(row[n]) for n in ev.metrics)])
+    return buf.getvalue()
+
+
+def format_table(ev: Evaluation, per_image: bool = False) -> str:
+    lines = []
+    if per_image and ev.metrics:
+        width = max([5, *(len(row["image"]) for row in ev.rows)])
+        lines.append(f"{'image':<{width}}  " + "  ".join(f"{n:>12}" for n in ev.metrics))
+        for row in ev.rows:
+            lines.append(f"{row['image']:<{width}}  " + "  ".join(f"{_fmt(row[n]):>12}" for n in ev.metrics))
+        lines.append("")
+    lines.append(f"{'metric':<13} {'mean':>12}  {'better':<7} images")
+    for n in ev.metrics:
+        better = "higher" if registry.SPECS[n].higher_is_better else "lower"
+        lines.append(f"{n:<13} {_fmt(ev.means[n]):>12}  {better:<7} {len(ev.rows)}")
+    for n, reason in ev.unavailable.items():
+        lines.append(f"{n:<13} {'unavailable':>12}  {reason}")
+    return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}" if math.isfinite(v) else str(_plain(v))
+
+
+def write_outputs(ev: Evaluation, out: Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write ``metrics.csv`` and ``metrics.json`` into ``out``; refuse to replace files unless told."""
+    out = Path(out)
+    targets = (out / "metrics.csv", out / "metrics.json")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise VQCNIRError(f"{existing[0]} already exists; choose another --out or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    for target, text in zip(targets, (to_csv(ev), to_json(ev))):
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    return targets
+
+
+def restore_folder(night: Path, out: Path, restorer: Callable[[torch.Tensor], torch.Tensor], *,
+                   progress: bool = True, desc: str = "restore") -> int:
+    """Run ``restorer`` (1×3×H×W float in [0,1] → same) on every image below ``night``.
+
+    Results go to ``out`` under the same relative paths, as 8-bit PNG. Existing files are never
+    replaced. Returns the number of images written.
+    """
+    files = _listing(Path(night), "night")
+    out = Path(out)
+    targets = [(f, out / rel.with_suffix(".png")) for f, rel in files]
+    clash = [str(t) for _, t in targets if t.exists()]
+    if clash:
+        raise VQCNIRError(f"{clash[0]} already exists; point --restored at a new or empty folder")
+    for f, target in tqdm(targets, desc=desc, unit="img", disable=not progress):
+        x = read_rgb(f)
+        y = restorer(x)
+        rgb = y[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_rgb(target, rgb)
+    return len(targets)
