@@ -191,3 +191,14 @@ def test_config_errors_are_user_errors():
         DegradeConfig.from_dict({"blur": {"lenght": [1, 2]}})
     with pytest.raises(VQCNIRError, match="low"):
         DegradeConfig.from_dict({"darken": {"exposure": [0.3, 0.1]}})
+
+
+def test_roi_needs_only_kernel_context(photos):
+    # Degrading a crop with enough context around it equals degrading the whole image's roi.
+    img = np.concatenate([photos[0], photos[1]], axis=1)       # 96×192
+    degrader = Degrader(DegradeConfig.from_dict({"blur": {"length": [9.0, 9.0]}}))
+    params = degrader.sample_params(4)
+    whole = degrader.apply(img, params, roi=(30, 60, 32, 48))
+    m = degrader.margin
+    part = degrader.apply(img[30 - m:62 + m, 60 - m:108 + m], params, roi=(m, m, 32, 48))
+    assert np.array_equal(whole.night, part.night) and np.array_equal(whole.gt, part.gt)

@@ -193,14 +193,16 @@ def darken(rgb: np.ndarray, exposure: float, *, light_threshold: float = 0.97,
 
 # ----------------------------------------------------------------------------- blur
 def blur(rgb: np.ndarray, kernel: np.ndarray, *, highlight_alpha: float = 0.0,
-         light_threshold: float = 0.97, gamma: float = 2.2) -> np.ndarray:
+         light_threshold: float = 0.97, gamma: float = 2.2,
+         pads: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Integrate the exposure in linear light; clipped lights get their energy back first
-    (RSBlur) so that they smear into bright streaks instead of grey smudges."""
+    (RSBlur) so that they smear into bright streaks instead of grey smudges. `pads`: see
+    `kernels.convolve` (default: same-size output with reflected borders)."""
     lin = np.power(np.clip(rgb, 0.0, 1.0), gamma, dtype=np.float32)
     if highlight_alpha > 0:
         mask = (lightness(rgb) > light_threshold).astype(np.float32)
         lin = lin + highlight_alpha * mask[..., None]
-    out = convolve(lin, kernel)
+    out = convolve(lin, kernel, pads)
     return np.power(np.clip(out, 0.0, 1.0), 1.0 / gamma, dtype=np.float32)
 
 
@@ -368,36 +370,45 @@ class Degrader:
         sharp = np.asarray(sharp, dtype=np.float32)
         if sharp.ndim != 3 or sharp.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 image, got shape {sharp.shape}")
-        top, left, h, w = roi if roi is not None else (0, 0, sharp.shape[0], sharp.shape[1])
-        cut = (slice(top, top + h), slice(left, left + w))
+        H, W = sharp.shape[:2]
+        top, left, h, w = roi if roi is not None else (0, 0, H, W)
         params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
+        k = self.kernel(params) if params["blur"]["applied"] else None
+        r = k.shape[0] // 2 if k is not None else 0
+        # Work on the roi plus the kernel radius of real context (less at the image border,
+        # where `convolve` reflects instead): no pixel is processed that cannot reach the output.
+        y0, y1 = max(0, top - r), min(H, top + h + r)
+        x0, x1 = max(0, left - r), min(W, left + w + r)
+        sub = sharp[y0:y1, x0:x1]
+        cut = (slice(top - y0, top - y0 + h), slice(left - x0, left - x0 + w))
 
         d = c.darken
-        r = fit_curve(lightness(sharp[cut]), params["darken"]["exposure"],
-                      light_threshold=d.light_threshold, light_band=d.light_band,
-                      steps=d.curve_steps)
-        low_sharp, r = darken(sharp, params["darken"]["exposure"], light_threshold=d.light_threshold,
-                              light_band=d.light_band, steps=d.curve_steps,
-                              ratio_space=d.ratio_space, r=r)
-        params["darken"]["curve_r"] = r
+        rr = fit_curve(lightness(sub[cut]), params["darken"]["exposure"],
+                       light_threshold=d.light_threshold, light_band=d.light_band,
+                       steps=d.curve_steps)
+        low_sub, rr = darken(sub, params["darken"]["exposure"], light_threshold=d.light_threshold,
+                             light_band=d.light_band, steps=d.curve_steps,
+                             ratio_space=d.ratio_space, r=rr)
+        params["darken"]["curve_r"] = rr
+        low_sharp = np.ascontiguousarray(low_sub[cut])
 
-        if params["blur"]["applied"]:
-            k = self.kernel(params)
+        if k is not None:
             params["blur"]["kernel_size"] = int(k.shape[0])
-            low_blur = blur(low_sharp, k, highlight_alpha=params["blur"]["highlight_alpha"],
-                            light_threshold=d.light_threshold, gamma=c.blur.gamma)
+            pads = (r - (top - y0), r - (y1 - top - h), r - (left - x0), r - (x1 - left - w))
+            low_blur = blur(low_sub, k, highlight_alpha=params["blur"]["highlight_alpha"],
+                            light_threshold=d.light_threshold, gamma=c.blur.gamma, pads=pads)
         else:
             low_blur = low_sharp
-        low_blur = np.ascontiguousarray(low_blur[cut])
+        gt_src = sharp[top:top + h, left:left + w]
 
         if params["noise"]["kind"] == "poisson" and "levels" not in params["noise"]:
             params["noise"]["levels"] = photon_levels(low_blur)
         night = add_noise(low_blur, params["noise"], gamma=c.blur.gamma)
-        gt = scale_gt(sharp[cut], params["gt"]["scale"])
+        gt = scale_gt(gt_src, params["gt"]["scale"])
         stages = {}
         if keep_stages:
-            stages = {"low_sharp": np.ascontiguousarray(low_sharp[cut]), "low_blur": low_blur,
-                      "high_sharp_original": np.ascontiguousarray(sharp[cut])}
+            stages = {"low_sharp": low_sharp, "low_blur": low_blur,
+                      "high_sharp_original": np.ascontiguousarray(gt_src)}
         return Sample(night=night, gt=gt, params=params, stages=stages)
 
     def __call__(self, sharp: np.ndarray, seed: int, **kwargs) -> Sample:

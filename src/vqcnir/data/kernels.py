@@ -106,23 +106,30 @@ def _fast_len(n: int) -> int:
     return best
 
 
-def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Convolve H×W×C (or H×W) with a small kernel; same size out, reflected borders."""
-    if kernel.shape == (1, 1):
-        return image * float(kernel[0, 0])
-    squeeze = image.ndim == 2
-    img = image[..., None] if squeeze else image
+def convolve(image: np.ndarray, kernel: np.ndarray,
+             pads: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Convolve H×W×C (or H×W) with a small kernel.
+
+    `pads` = (top, bottom, left, right) rows/columns of reflected border to add; the default,
+    the kernel radius on every side, gives a same-size output. Where the caller already has real
+    context around the part it wants, smaller pads give a smaller output and a cheaper FFT."""
     kh, kw = kernel.shape
     ry, rx = kh // 2, kw // 2
-    mode = "reflect" if min(img.shape[0], img.shape[1]) > max(ry, rx) else "symmetric"
-    padded = np.pad(img, ((ry, ry), (rx, rx), (0, 0)), mode=mode)
-    if min(padded.shape[:2]) <= max(ry, rx):  # tiny images: pad by wrapping until it fits
-        padded = np.pad(img, ((ry, ry), (rx, rx), (0, 0)), mode="wrap")
+    pt, pb, pl, pr = pads if pads is not None else (ry, ry, rx, rx)
+    squeeze = image.ndim == 2
+    img = image[..., None] if squeeze else image
+    if kernel.shape == (1, 1):
+        out = img[ry - pt: img.shape[0] - (ry - pb), rx - pl: img.shape[1] - (rx - pr)]
+        out = out * float(kernel[0, 0])
+        return out[..., 0] if squeeze else out
+    widths = ((pt, pb), (pl, pr), (0, 0))
+    small = min(img.shape[0], img.shape[1]) <= max(pt, pb, pl, pr)
+    padded = np.pad(img, widths, mode="wrap" if small else "reflect")  # wrap: tiny images only
     hp, wp = padded.shape[:2]
     fh, fw = _fast_len(hp + kh - 1), _fast_len(wp + kw - 1)
     spec = np.fft.rfft2(padded, s=(fh, fw), axes=(0, 1))
     kspec = np.fft.rfft2(kernel.astype(np.float64), s=(fh, fw))
     full = np.fft.irfft2(spec * kspec[..., None], s=(fh, fw), axes=(0, 1))
-    h, w = img.shape[:2]
+    h, w = hp - kh + 1, wp - kw + 1
     out = full[kh - 1: kh - 1 + h, kw - 1: kw - 1 + w].astype(np.float32)
     return out[..., 0] if squeeze else out
