@@ -1,0 +1,129 @@
+"""`vqcnir restore` and `vqcnir convert` end to end, with a tiny model and images made here."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vqcnir.cli import main
+from vqcnir.nn import VQCNIR, preset
+from vqcnir.weights import save_checkpoint
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(path, VQCNIR(preset("tiny")).state_dict(), preset("tiny"))
+    return path
+
+
+def _photo(path, size=(40, 32), mode="RGB"):
+    rng = np.random.default_rng(len(str(path)))
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = rng.integers(0, 80, (size[1], size[0], channels), dtype=np.uint8)
+    Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "night"
+    (folder / "sub").mkdir(parents=True)
+    _photo(folder / "a.png")
+    _photo(folder / "b.jpg")
+    _photo(folder / "grey.png", mode="L")
+    _photo(folder / "sub" / "c.png", size=(24, 24))
+    return folder
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def test_restore_a_folder(tmp_path, photos, weights, capsys):
+    out = tmp_path / "out"
+    assert run("restore", photos, "-o", out, "--weights", weights) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg", "grey.png"]
+    assert Image.open(out / "a.png").size == (40, 32)
+    assert Image.open(out / "grey.png").mode == "L"
+    assert "restored 3, skipped 0" in capsys.readouterr().out
+
+
+def test_recursive_mirrors_sub_folders(tmp_path, photos, weights):
+    out = tmp_path / "out"
+    assert run("restore", photos, "-o", out, "--weights", weights, "--recursive", "--pad-mode", "minimal") == 0
+    assert (out / "sub" / "c.png").is_file()
+
+
+def test_existing_outputs_are_kept_unless_overwrite(tmp_path, photos, weights, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"mine")
+    assert run("restore", photos / "a.png", "-o", out, "--weights", weights) == 0
+    assert (out / "a.png").read_bytes() == b"mine"
+    assert "skipped 1" in capsys.readouterr().out
+    assert run("restore", photos / "a.png", "-o", out, "--weights", weights, "--overwrite") == 0
+    assert Image.open(out / "a.png").size == (40, 32)
+
+
+def test_inputs_are_never_overwritten(photos, weights, capsys):
+    before = (photos / "a.png").read_bytes()
+    assert run("restore", photos / "a.png", "-o", photos, "--weights", weights, "--overwrite") == 1
+    assert (photos / "a.png").read_bytes() == before
+    assert "would overwrite the input" in capsys.readouterr().err
+
+
+def test_bad_files_are_reported_and_the_rest_restored(tmp_path, photos, weights, capsys):
+    (photos / "notes.png").write_text("not an image")
+    jpeg = (photos / "b.jpg").read_bytes()
+    (photos / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    _photo(photos / "dot.png", size=(1, 1))
+    out = tmp_path / "out"
+    code = run("restore", photos, tmp_path / "nowhere", "-o", out, "--weights", weights)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert {"a.png", "b.jpg", "grey.png"} <= {p.name for p in out.iterdir()}
+    for name in ("notes.png", "cut.jpg", "dot.png", "nowhere"):
+        assert sum(name in line for line in err.splitlines() if line.startswith("error:")) == 1, name
+    assert "Traceback" not in err
+    assert not (out / "notes.png").exists() and not (out / "cut.jpg").exists()
+
+
+def test_missing_weights_is_explained_in_one_line(tmp_path, photos, capsys):
+    assert run("restore", photos, "-o", tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no default model is bundled yet") and "\n" not in err
+
+
+def test_wrong_checkpoint_is_one_line(tmp_path, photos, capsys):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"junk")
+    assert run("restore", photos, "-o", tmp_path / "out", "--weights", bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err
+
+
+def test_fp16_on_cpu_is_refused_before_any_work(tmp_path, photos, weights, capsys):
+    assert run("restore", photos, "-o", tmp_path / "out", "--weights", weights, "--device", "cpu",
+               "--precision", "fp16") == 2
+    assert "fp16 needs a GPU" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_command(tmp_path, weights, capsys):
+    assert run("convert", weights, tmp_path / "tiny.pth") == 0
+    assert "wrote" in capsys.readouterr().out
+    assert run("convert", weights, tmp_path / "tiny.pth") == 2  # exists, not overwritten
+
+
+def test_real_process_prints_no_traceback(tmp_path, weights):
+    result = subprocess.run(
+        [sys.executable, "-m", "vqcnir", "restore", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"),
+         "--weights", str(weights)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "missing.png" in result.stderr
