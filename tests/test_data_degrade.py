@@ -202,3 +202,12 @@ def test_roi_needs_only_kernel_context(photos):
     m = degrader.margin
     part = degrader.apply(img[30 - m:62 + m, 60 - m:108 + m], params, roi=(m, m, 32, 48))
     assert np.array_equal(whole.night, part.night) and np.array_equal(whole.gt, part.gt)
+
+
+def test_srgb_ratio_space_scales_srgb_values(photos):
+    img = photos[1]
+    dark, _ = darken(img, 0.1, ratio_space="srgb")
+    ok = img.min(axis=2) > 0.05
+    ratio = dark[ok] / img[ok]                   # LEDNet's reading: one factor on sRGB values
+    assert np.allclose(ratio, ratio.mean(axis=1, keepdims=True), atol=1e-5)
+    assert lightness(dark).mean() < lightness(darken(img, 0.1)[0]).mean()
