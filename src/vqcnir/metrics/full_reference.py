@@ -88,15 +88,16 @@ def filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     Written as a sum of shifted slices: on CPU this is several times faster than a float64
     ``conv2d``, and the summation order is fixed (tap 0 first) on every device.
     """
-    k = g.numel()
+    taps = [float(v) for v in g]
+    k = len(taps)
     h = x.shape[-2] - k + 1
-    rows = g[0] * x[..., 0:h, :]
-    for i in range(1, k):
-        rows = rows + g[i] * x[..., i : i + h, :]
+    rows = x[..., 0:h, :] * taps[0]
+    for i in range(1, k):  # in place: no full-size temporaries
+        rows.add_(x[..., i : i + h, :], alpha=taps[i])
     w = x.shape[-1] - k + 1
-    out = g[0] * rows[..., 0:w]
+    out = rows[..., 0:w] * taps[0]
     for i in range(1, k):
-        out = out + g[i] * rows[..., i : i + w]
+        out.add_(rows[..., i : i + w], alpha=taps[i])
     return out
 
 
