@@ -22,7 +22,7 @@ _EPILOG = """examples:
   vqcnir evaluate --list-metrics
 
 exit status: 0 when every requested metric was computed, 3 when some could not run here
-(their reason is printed and recorded in the JSON), 1 on an error."""
+(their reason is printed and recorded in the JSON); a user error prints one line and exits non-zero."""
 
 
 def register(subparsers) -> argparse.ArgumentParser:
