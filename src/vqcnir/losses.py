@@ -1,0 +1,82 @@
+"""Training losses: pixel (L1), perceptual (LPIPS-VGG or shift-tolerant LPIPS-VGG), hinge GAN.
+
+The code-alignment / codebook losses live with the quantiser (``vqcnir.nn.quantizer``), which
+returns them from its forward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import VQCNIRError
+
+PERCEPTUAL_CHOICES = ("auto", "lpips_vgg", "stlpips_vgg", "none")
+
+
+def pixel_loss(restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """L1 distance, mean over all elements (eq. 14 of the paper)."""
+    return F.l1_loss(restored.float(), gt.float())
+
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss: mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))."""
+    return F.relu(1.0 - real_logits.float()).mean() + F.relu(1.0 + fake_logits.float()).mean()
+
+
+def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator side of the hinge GAN: -mean(D(fake))."""
+    return -fake_logits.float().mean()
+
+
+def resolve_perceptual(kind: str) -> str:
+    """``auto`` -> ``lpips_vgg`` when torchvision's ImageNet VGG16 weights are on this machine
+    (and the ``lpips`` package is installed), otherwise ``stlpips_vgg`` (offline weights from the
+    ``stlpips-pytorch`` wheel). Other names are returned after checking they can run here."""
+    from .metrics import MetricUnavailable
+    from .metrics.lpips import check_lpips, stlpips_weights_path
+
+    if kind not in PERCEPTUAL_CHOICES:
+        raise VQCNIRError(f"perceptual loss {kind!r} is not one of {', '.join(PERCEPTUAL_CHOICES)}")
+    if kind == "none":
+        return kind
+    if kind == "auto":
+        try:
+            check_lpips("vgg")
+            return "lpips_vgg"
+        except MetricUnavailable:
+            kind = "stlpips_vgg"
+    try:
+        if kind == "lpips_vgg":
+            check_lpips("vgg")
+        else:
+            stlpips_weights_path("vgg")
+    except MetricUnavailable as e:
+        raise VQCNIRError(f"perceptual loss {kind} cannot run here: {e}") from None
+    return kind
+
+
+class PerceptualLoss(nn.Module):
+    """Mean LPIPS distance between the output and the target, both RGB in [0, 1].
+
+    The network is frozen (no parameter gradients) but differentiable with respect to its inputs.
+    ``kind`` is ``lpips_vgg`` (LPIPS v0.1 with torchvision's ImageNet VGG16, the FeMaSR recipe),
+    ``stlpips_vgg`` (shift-tolerant LPIPS VGG, offline) or ``auto`` (see ``resolve_perceptual``).
+    """
+
+    def __init__(self, kind: str = "auto"):
+        super().__init__()
+        self.kind = resolve_perceptual(kind)
+        if self.kind == "none":
+            raise VQCNIRError("PerceptualLoss('none'): leave the perceptual loss out instead")
+        from .metrics.lpips import load_lpips, load_stlpips
+
+        self.net = load_lpips("vgg") if self.kind == "lpips_vgg" else load_stlpips("vgg")
+        self.net.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True):  # the loss network always stays in eval mode
+        return super().train(False)
+
+    def forward(self, restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        return self.net(restored.float(), gt.float()).mean()

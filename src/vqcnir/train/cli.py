@@ -1,0 +1,62 @@
+"""``vqcnir train -c CONFIG [--opt key=value ...] [--resume]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train", help="train stage 1 (codebook) or stage 2 (restorer)",
+        description="Train VQCNIR from a YAML config (a shipped preset name or a path). One process "
+                    "here; several GPUs or machines through torchrun, with the same arguments.",
+        epilog="presets: paper-stage1, paper-stage2, small-stage1, small-stage2, tiny-stage1, "
+               "tiny-stage2. Example: vqcnir train -c small-stage1 --opt data.root=photos/ "
+               "train.total_iter=20000")
+    p.add_argument("-c", "--config", required=True, metavar="CONFIG", help="preset name or YAML file")
+    p.add_argument("--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. train.total_iter=1000 model.use_aiem=false")
+    p.add_argument("--resume", action="store_true",
+                   help="continue experiments/<name> from its last complete training state")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    import yaml
+
+    from .config import load_config
+
+    cfg = load_config(args.config, args.opt)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    from .trainer import run_training
+
+    run_training(cfg, resume=args.resume, device=args.device)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vqcnir.train ...``: the train command alone (handy under torchrun)."""
+    import sys
+
+    from ..errors import VQCNIRError
+
+    parser = argparse.ArgumentParser(prog="vqcnir-train")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "train":
+        argv = ["train", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except VQCNIRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

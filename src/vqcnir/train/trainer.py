@@ -1,0 +1,676 @@
+"""The two-stage VQCNIR trainer.
+
+Stage 1 trains the VQGAN autoencoder on sharp images (L1 + perceptual + hinge GAN + codebook /
+commitment). Stage 2 builds the restorer from a stage-1 checkpoint, freezes the codebook and the
+codebook decoder G, and trains the rest (L1 + code alignment to the GT's codes from the frozen
+stage-1 model + perceptual + GAN).
+
+One process or many (``torchrun``, DDP); bf16 autocast on GPU; gradient clipping; EMA weights;
+skipped (logged) steps on non-finite losses or gradients; atomic checkpoints; exact resume.
+
+Layout of a run, ``<experiments_root>/<name>/``::
+
+    config.yaml           the resolved config (loadable with -c)
+    log.txt               what the progress bar and the log lines said
+    models/               net_g_<iter>.pth, net_g_latest.pth, net_g_best.pth ({'params', 'params_ema'})
+    training_states/      <iter>.state: everything needed to resume
+    visualization/        val_<iter>.png: night | restored | gt, one row per image
+    tb/                   TensorBoard event files
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from ..errors import VQCNIRError
+from ..losses import PerceptualLoss, hinge_d_loss, hinge_g_loss, pixel_loss, resolve_perceptual
+from ..nn import VQCNIR, VQCNIRConfig, VQGAN
+from ..nn.discriminator import UNetDiscriminatorSN
+from ..weights import read_checkpoint, save_checkpoint
+from . import distributed as D
+from .config import TrainConfig
+from .data import EpochIndexed, GlobalBatchSampler, build_datasets
+
+# Names frozen in stage 2: the codebook and decoder G (spec 5.2; `main_decode` stays trainable).
+FROZEN_STAGE2 = ("quantize_group.", "after_quant_group.", "decoder_group.")
+STAGE2_FIELDS = ("num_aiem", "aiem_splits", "aiem_curves", "deform_groups", "use_aiem", "use_dbca",
+                 "commitment_beta")
+_STAGE2_ONLY = ("main_decode.", "multiscale_encoder.blocks.3.")
+
+
+class _Generator(nn.Module):
+    """Puts ``forward_train`` behind ``forward`` so DDP can wrap it."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, gt_indices=None):
+        if gt_indices is None:
+            return self.net.forward_train(x)
+        return self.net.forward_train(x, gt_indices)
+
+
+def frozen_names(cfg: TrainConfig) -> tuple[str, ...]:
+    return FROZEN_STAGE2 + (("out_conv.",) if cfg.stage2.freeze_out_conv else ())
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{days}d " if days else "") + f"{h:d}:{m:02d}:{s:02d}"
+
+
+def list_states(exp_dir: Path) -> list[tuple[int, Path]]:
+    """Training states, newest first (only complete files: temporary ones start with a dot)."""
+    folder = exp_dir / "training_states"
+    out = []
+    if folder.is_dir():
+        for p in folder.glob("*.state"):
+            if p.stem.isdigit():
+                out.append((int(p.stem), p))
+    return sorted(out, reverse=True)
+
+
+@dataclass
+class Timings:
+    data: float = 0.0   # seconds waiting for batches
+    step: float = 0.0   # seconds of whole iterations (data + compute)
+    iters: int = 0
+    history: list = field(default_factory=list)  # (iter, {loss: window mean}) at each log line
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False, device: str = "auto"):
+        self.cfg = cfg
+        self.device = self._device(device)
+        self.dist = D.setup(self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.exp_dir = cfg.experiment_dir
+        self.timings = Timings()
+        self.skipped = 0
+        self.best: dict = {}
+        self.start_iter = 0
+        precision = cfg.train.precision
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        self.precision = precision
+        self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
+
+        state = self._prepare_dir(resume)
+        torch.manual_seed(cfg.seed)
+        self._build_networks()
+        self._build_losses()
+        self._build_optimizers()
+        if state is not None:
+            self._load_state(state)
+        self._build_data()
+        self._open_logs()
+
+    # ------------------------------------------------------------------------------ setup
+    @staticmethod
+    def _device(name: str) -> torch.device:
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if name not in ("cpu", "cuda"):
+            raise VQCNIRError(f"--device {name!r}: use auto, cpu or cuda (torchrun picks the GPU of each process)")
+        if name == "cuda" and not torch.cuda.is_available():
+            raise VQCNIRError("--device cuda was asked for, but no CUDA GPU is available")
+        return torch.device(name)
+
+    def _prepare_dir(self, resume: bool):
+        exp = self.exp_dir
+        states = list_states(exp)
+        if not resume:
+            if exp.exists() and any(exp.iterdir()):
+                raise VQCNIRError(f"{exp} already exists: pass --resume to continue it, or choose "
+                                  f"another name (--opt name=...)")
+            D.barrier(self.dist)
+            if self.dist.is_main:
+                for sub in ("models", "training_states", "visualization"):
+                    (exp / sub).mkdir(parents=True, exist_ok=True)
+            D.barrier(self.dist)
+            return None
+        if not states:
+            raise VQCNIRError(f"nothing to resume in {exp}: it has no training state")
+        self.broken_states = []
+        for it, path in states:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                if not isinstance(state, dict) or state.get("iter") != it or "net_g" not in state:
+                    raise ValueError("incomplete")
+                self.resumed_from = path
+                return state
+            except Exception:  # a damaged file: fall back to the one before
+                self.broken_states.append(path)
+        raise VQCNIRError(f"nothing to resume in {exp}: every training state is damaged")
+
+    def _network_config(self) -> VQCNIRConfig:
+        cfg = self.cfg
+        wanted = cfg.model.network_config()
+        if cfg.stage == 1:
+            return wanted
+        state, stored = read_checkpoint(cfg.stage2.stage1_checkpoint)
+        if stored is None:
+            from ..weights import infer_config
+
+            stored = infer_config(state).to_dict()
+        base = VQCNIRConfig.from_dict(stored)
+        self._stage1_state, self._stage1_config = state, base
+        differ = [f"{k}={getattr(wanted, k)} (the checkpoint has {v})" for k, v in stored.items()
+                  if k not in STAGE2_FIELDS and getattr(wanted, k) != v]
+        if differ:
+            raise VQCNIRError(f"{cfg.stage2.stage1_checkpoint}: the model section asks for "
+                              f"{'; '.join(differ)}; stage 2 keeps stage 1's widths and codebook")
+        # widths and codebook from stage 1; the stage-2 fields from this config
+        return base.with_(**{k: getattr(wanted, k) for k in STAGE2_FIELDS})
+
+    def _build_networks(self) -> None:
+        cfg = self.cfg
+        self.net_config = self._network_config()
+        dev = self.device
+        if cfg.stage == 1:
+            self.net = VQGAN(self.net_config)
+        else:
+            self.net = VQCNIR(self.net_config)
+            self._init_from_stage1()
+            self.hq = VQGAN(self._stage1_config)
+            self.hq.load_state_dict(self._stage1_state, strict=True)
+            self.hq.requires_grad_(False).eval().to(dev)
+            del self._stage1_state
+            for name, p in self.net.named_parameters():
+                if name.startswith(frozen_names(cfg)):
+                    p.requires_grad_(False)
+        self.net.to(dev).train()
+        self.ema = None
+        if cfg.train.ema_decay > 0:
+            self.ema = copy.deepcopy(self.net).requires_grad_(False).eval()
+        self.use_gan = cfg.train.losses.adversarial > 0
+        self.net_d = None
+        if self.use_gan:
+            self.net_d = UNetDiscriminatorSN(self.net_config.in_channels, cfg.train.disc_width).to(dev).train()
+        gen = _Generator(self.net)
+        if self.dist.enabled:
+            ids = [dev.index] if dev.type == "cuda" else None
+            self.g_step = DDP(gen, device_ids=ids)
+            self.d_step = DDP(self.net_d, device_ids=ids) if self.net_d is not None else None
+        else:
+            self.g_step, self.d_step = gen, self.net_d
+
+    def _init_from_stage1(self) -> None:
+        """Copy every stage-1 tensor into the restorer; only the AIEM stack and D start fresh."""
+        state = self._stage1_state
+        expected = self.net.state_dict()
+        unexpected = [k for k in state if k not in expected]
+        wrong = [k for k in state if k in expected and state[k].shape != expected[k].shape]
+        missing = [k for k in expected if k not in state and not k.startswith(_STAGE2_ONLY)]
+        if unexpected or wrong or missing:
+            if any(k.startswith(_STAGE2_ONLY) for k in state):
+                raise VQCNIRError(f"{self.cfg.stage2.stage1_checkpoint}: this is a stage-2 checkpoint; "
+                                  "stage 2 starts from a stage-1 (codebook autoencoder) checkpoint")
+            bad = (unexpected + wrong + missing)[:3]
+            raise VQCNIRError(f"{self.cfg.stage2.stage1_checkpoint}: does not fit the stage-2 network "
+                              f"(e.g. {', '.join(bad)})")
+        self.net.load_state_dict(state, strict=False)
+
+    def _build_losses(self) -> None:
+        w = self.cfg.train.losses
+        self.perceptual_kind = resolve_perceptual(w.perceptual_net) if w.perceptual > 0 else "none"
+        self.perceptual = PerceptualLoss(self.perceptual_kind).to(self.device) if self.perceptual_kind != "none" else None
+
+    def _build_optimizers(self) -> None:
+        t = self.cfg.train
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        self.opt_g = torch.optim.Adam(params, lr=t.optim_g.lr, betas=tuple(t.optim_g.betas),
+                                      weight_decay=t.optim_g.weight_decay)
+        self.sched_g = torch.optim.lr_scheduler.MultiStepLR(self.opt_g, t.scheduler.milestones, t.scheduler.gamma)
+        self.opt_d = self.sched_d = None
+        if self.net_d is not None:
+            self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=t.optim_d.lr, betas=tuple(t.optim_d.betas),
+                                          weight_decay=t.optim_d.weight_decay)
+            self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, t.scheduler.milestones, t.scheduler.gamma)
+        k = self.net_config.codebook_size
+        # code usage since the last log line, and since the last dead-code restart
+        self.code_counts = torch.zeros(k, dtype=torch.float64, device=self.device)
+        self.restart_counts = torch.zeros(k, dtype=torch.float64, device=self.device)
+
+    def _build_data(self) -> None:
+        cfg = self.cfg
+        train, self.val_set = build_datasets(cfg)
+        self.train_set = train
+        sampler = GlobalBatchSampler(len(train), cfg.data.batch_size, self.dist.rank, self.dist.world,
+                                     cfg.seed, self.start_iter)
+        workers = cfg.data.num_workers
+        self.loader = DataLoader(EpochIndexed(train), batch_sampler=sampler, num_workers=workers,
+                                 pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                                 prefetch_factor=4 if workers > 0 else None)
+
+    def _open_logs(self) -> None:
+        self.tb = None
+        self.log_file = None
+        if not self.dist.is_main:
+            return
+        self.log_file = open(self.exp_dir / "log.txt", "a", encoding="utf-8")
+        resolved = self.cfg.to_dict()
+        resolved["train"]["losses"]["perceptual_net"] = self.perceptual_kind
+        if self.start_iter == 0:
+            (self.exp_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+        if self.cfg.logging.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.exp_dir / "tb"), purge_step=self.start_iter or None)
+            except ImportError:
+                self.log("tensorboard is not installed (pip install tensorboard): logging to log.txt only")
+        n_train = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+        n_all = sum(p.numel() for p in self.net.parameters())
+        what = "resumed" if self.start_iter else "started"
+        self.log(f"{what} {self.cfg.name}: stage {self.cfg.stage}, {n_train:,} of {n_all:,} parameters trained, "
+                 f"{self.dist.world} process(es) on {self.device.type}, {self.precision}, global batch "
+                 f"{self.cfg.data.batch_size} x {self.cfg.data.crop}², perceptual loss: {self.perceptual_kind}, "
+                 f"{len(self.train_set)} training / {len(self.val_set)} validation items")
+        if self.start_iter:
+            self.log(f"resumed from {self.resumed_from} at iteration {self.start_iter}")
+            for p in getattr(self, "broken_states", []):
+                self.log(f"skipped damaged training state {p}")
+
+    def log(self, line: str) -> None:
+        if not self.dist.is_main:
+            return
+        from tqdm import tqdm
+
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        if self.log_file is not None:
+            self.log_file.write(f"{stamp} {line}\n")
+            self.log_file.flush()
+        tqdm.write(line, file=sys.stderr)
+
+    # ------------------------------------------------------------------------------ state
+    def _state(self, it: int) -> dict:
+        cpu = lambda sd: {k: v.detach().cpu().clone() for k, v in sd.items()}  # noqa: E731
+        return {
+            "iter": it,
+            "net_g": cpu(self.net.state_dict()),
+            "net_ema": cpu(self.ema.state_dict()) if self.ema is not None else None,
+            "net_d": cpu(self.net_d.state_dict()) if self.net_d is not None else None,
+            "opt_g": self.opt_g.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+            "sched_d": self.sched_d.state_dict() if self.sched_d is not None else None,
+            "code_counts": self.code_counts.cpu(),
+            "restart_counts": self.restart_counts.cpu(),
+            "best": self.best,
+            "skipped": self.skipped,
+            "rng_torch": torch.get_rng_state(),
+            "perceptual_net": self.perceptual_kind,
+            "vqcnir_config": self.net_config.to_dict(),
+        }
+
+    def _load_state(self, state: dict) -> None:
+        if state.get("vqcnir_config") != self.net_config.to_dict():
+            raise VQCNIRError(f"{self.resumed_from}: was trained with another network config than this "
+                              f"config describes ({state.get('vqcnir_config')})")
+        self.net.load_state_dict(state["net_g"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["net_ema"] if state["net_ema"] is not None else state["net_g"])
+        if self.net_d is not None and state["net_d"] is not None:
+            self.net_d.load_state_dict(state["net_d"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.sched_d.load_state_dict(state["sched_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.code_counts.copy_(state["code_counts"].to(self.code_counts))
+        self.restart_counts.copy_(state["restart_counts"].to(self.restart_counts))
+        self.best = state["best"]
+        self.skipped = state["skipped"]
+        torch.set_rng_state(state["rng_torch"])
+        self.start_iter = state["iter"]
+
+    def _export(self, path: Path, it: int) -> None:
+        ema = self.ema.state_dict() if self.ema is not None else self.net.state_dict()
+        ema = {k: v.detach().cpu().contiguous() for k, v in ema.items()}
+        save_checkpoint(path, self.net.state_dict(), self.net_config,
+                        extra={"params_ema": ema, "iter": it, "stage": self.cfg.stage})
+
+    def save(self, it: int) -> None:
+        """Model exports first, the training state last: a state on disk means a complete save.
+        Every file is written to a temporary name and renamed, so a kill never leaves a broken one."""
+        if not self.dist.is_main:
+            return
+        models = self.exp_dir / "models"
+        self._export(models / f"net_g_{it}.pth", it)
+        self._export(models / "net_g_latest.pth", it)
+        _atomic_torch_save(self._state(it), self.exp_dir / "training_states" / f"{it}.state")
+        for _, old in list_states(self.exp_dir)[self.cfg.logging.keep_states:]:
+            old.unlink(missing_ok=True)
+        self.log(f"saved iteration {it}: {models / f'net_g_{it}.pth'}")
+
+    # ------------------------------------------------------------------------------ training
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _ema_update(self) -> None:
+        if self.ema is None:
+            return
+        d = self.cfg.train.ema_decay
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.net.parameters()):
+                if p.requires_grad:
+                    e.lerp_(p.detach(), 1.0 - d)
+            for e, b in zip(self.ema.buffers(), self.net.buffers()):
+                e.copy_(b)
+
+    def _finite_everywhere(self, *values: torch.Tensor) -> bool:
+        bad = torch.zeros(1, device=self.device)
+        for v in values:
+            if not torch.isfinite(v).all():
+                bad += 1
+        return bool(D.all_reduce_sum(bad, self.dist).item() == 0)
+
+    def _clip(self, params) -> torch.Tensor:
+        clip = self.cfg.train.grad_clip
+        return torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
+
+    def train_step(self, batch: dict, it: int) -> dict[str, float]:
+        cfg, w = self.cfg, self.cfg.train.losses
+        gt = batch["gt"].to(self.device, non_blocking=True)
+        x = gt if cfg.stage == 1 else batch["night"].to(self.device, non_blocking=True)
+        gan_on = self.use_gan and it >= w.gan_start_iter
+        logs: dict[str, torch.Tensor] = {}
+        # ---- generator
+        with self._autocast():
+            if cfg.stage == 1:
+                out, l_code, indices = self.g_step(x)
+            else:
+                gt_indices = self.hq.code_indices(gt)
+                out, l_code, indices = self.g_step(x, gt_indices)
+            out = out.float()
+            total = out.new_zeros(())
+            if w.pixel:
+                logs["l_pix"] = w.pixel * pixel_loss(out, gt)
+            if w.codebook:
+                logs["l_code"] = w.codebook * l_code.float()
+            if self.perceptual is not None:
+                logs["l_per"] = w.perceptual * self.perceptual(out, gt)
+            if gan_on:
+                self.net_d.requires_grad_(False)
+                logs["l_g_adv"] = w.adversarial * hinge_g_loss(self.net_d(out))
+            for v in logs.values():
+                total = total + v
+        total.backward()
+        g_params = [p for p in self.net.parameters() if p.requires_grad]
+        norm = self._clip(g_params)
+        ok = self._finite_everywhere(total, norm)
+        if ok:
+            self.opt_g.step()
+            self._ema_update()
+        else:
+            self.skipped += 1
+            self.log(f"iteration {it + 1}: non-finite generator loss or gradient "
+                     f"({', '.join(f'{k}={v.item():.4g}' for k, v in logs.items())}); step skipped")
+        self.opt_g.zero_grad(set_to_none=True)
+        used = torch.bincount(indices.flatten(), minlength=self.code_counts.numel()).to(self.code_counts)
+        self.code_counts += used
+        if cfg.stage == 1 and cfg.codebook.restart_dead_codes:
+            self.restart_counts += used
+        # ---- discriminator: real and (detached) fake in one pass
+        if gan_on:
+            self.net_d.requires_grad_(True)
+            with self._autocast():
+                logits = self.d_step(torch.cat([gt, out.detach().to(gt.dtype)])).float()
+                l_d = hinge_d_loss(logits[: gt.shape[0]], logits[gt.shape[0]:])
+            l_d.backward()
+            d_norm = self._clip(list(self.net_d.parameters()))
+            if self._finite_everywhere(l_d, d_norm):
+                self.opt_d.step()
+            else:
+                self.skipped += 1
+                self.log(f"iteration {it + 1}: non-finite discriminator loss or gradient; step skipped")
+            self.opt_d.zero_grad(set_to_none=True)
+            logs["l_d"] = l_d.detach()
+        with warnings.catch_warnings():  # after a skipped step torch warns the order looks wrong
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.sched_g.step()
+            if self.sched_d is not None:
+                self.sched_d.step()
+        logs["total"] = total.detach()
+        return {k: float(v.detach()) for k, v in logs.items()}
+
+    # ------------------------------------------------------------------------------ codebook
+    def _codebook_stats(self, counts: torch.Tensor) -> tuple[int, float]:
+        used = int((counts > 0).sum())
+        total = counts.sum()
+        if total == 0:
+            return 0, 0.0
+        p = counts / total
+        perplexity = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+        return used, perplexity
+
+    def _restart_dead_codes(self, it: int, batch: dict) -> None:
+        """Move codes unused in the last window onto encoder vectors of the current batch."""
+        counts = D.all_reduce_sum(self.restart_counts.clone(), self.dist)
+        dead = (counts == 0).nonzero().flatten()
+        self.restart_counts.zero_()
+        if dead.numel() == 0:
+            return
+        emb = self.net.quantizer.embedding.weight
+        if self.dist.is_main:
+            with torch.no_grad():
+                gt = batch["gt"].to(self.device)
+                z = self.net.before_quant_group[0](self.net.multiscale_encoder(gt)).float()
+                z = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+                g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + it)
+                pick = torch.randint(0, z.shape[0], (dead.numel(),), generator=g).to(z.device)
+                noise = torch.randn(dead.numel(), z.shape[1], generator=g).to(z.device)
+                new = z[pick] + self.cfg.codebook.restart_noise * z.std() * noise
+                emb.data[dead] = new.to(emb.dtype)
+        D.broadcast(emb.data, self.dist)
+        if self.ema is not None:
+            self.ema.quantizer.embedding.weight.data[dead] = emb.data[dead]
+        self.log(f"iteration {it}: restarted {dead.numel()} unused codes")
+
+    # ------------------------------------------------------------------------------ validation
+    def _eval_net(self) -> nn.Module:
+        return self.ema if (self.cfg.val.use_ema and self.ema is not None) else self.net
+
+    @torch.no_grad()
+    def validate(self, it: int) -> dict[str, float]:
+        from .. import metrics
+
+        net = self._eval_net()
+        was_training = net.training
+        net.eval()
+        crop = self.cfg.val.crop
+        scores: dict[str, list[float]] = {m: [] for m in self.cfg.val.metrics}
+        rows = []
+        for i in range(len(self.val_set)):
+            item = self.val_set[i]
+            gt = item["gt"][None].to(self.device)
+            x = gt if self.cfg.stage == 1 else item["night"][None].to(self.device)
+            if crop is not None:
+                x, gt = _centre_crop(x, crop), _centre_crop(gt, crop)
+            with self._autocast():
+                out = _run_padded(net, x).float().clamp(0, 1)
+            for m in scores:
+                scores[m].append(float(metrics.compute(m, out, gt)[0]))
+            if len(rows) < self.cfg.val.grid_images:
+                rows.append((x.float().clamp(0, 1), out, gt.float()))
+        net.train(was_training)
+        result = {m: sum(v) / len(v) for m, v in scores.items() if v}
+        if rows:
+            self._save_grid(rows, it)
+        return result
+
+    def _save_grid(self, rows, it: int) -> None:
+        from torchvision.utils import make_grid, save_image
+
+        h = min(r[0].shape[-2] for r in rows)
+        w = min(r[0].shape[-1] for r in rows)
+        tiles = [t[0, :, :h, :w].cpu() for row in rows for t in row]
+        grid = make_grid(tiles, nrow=3, padding=2, pad_value=1.0)
+        save_image(grid, self.exp_dir / "visualization" / f"val_{it:08d}.png")
+        if self.tb is not None:
+            self.tb.add_image("val/night_restored_gt", grid, it)
+
+    def _after_validation(self, it: int, result: dict[str, float]) -> None:
+        from ..metrics import SPECS
+
+        name = self.cfg.val.best_metric
+        value = result.get(name)
+        text = "  ".join(f"{k} {v:.4f}" for k, v in result.items())
+        better = value is not None and math.isfinite(value) and (
+            not self.best or (value > self.best["value"] if SPECS[name].higher_is_better else value < self.best["value"]))
+        if better:
+            self.best = {"metric": name, "value": value, "iter": it}
+            self._export(self.exp_dir / "models" / "net_g_best.pth", it)
+        best = f"  (best {self.best['metric']} {self.best['value']:.4f} @ {self.best['iter']})" if self.best else ""
+        self.log(f"validation @ {it}: {text}{best}")
+        if self.tb is not None:
+            for k, v in result.items():
+                self.tb.add_scalar(f"val/{k}", v, it)
+
+    # ------------------------------------------------------------------------------ loop
+    def fit(self) -> dict:
+        from tqdm import tqdm
+
+        cfg, lg = self.cfg, self.cfg.logging
+        total_iter = cfg.train.total_iter
+        bar = tqdm(total=total_iter, initial=self.start_iter, unit="it", dynamic_ncols=True,
+                   disable=not (self.dist.is_main and lg.progress_bar), file=sys.stderr)
+        window: dict[str, float] = {}
+        window_n = 0
+        data_window = step_window = 0.0
+        loader = iter(self.loader)
+        it = self.start_iter
+        try:
+            while it < total_iter:
+                t0 = time.perf_counter()
+                batch = next(loader)
+                t1 = time.perf_counter()
+                logs = self.train_step(batch, it)
+                it += 1
+                if cfg.stage == 1 and cfg.codebook.restart_dead_codes and it % cfg.codebook.restart_every == 0:
+                    self._restart_dead_codes(it, batch)
+                t2 = time.perf_counter()
+                self.timings.data += t1 - t0
+                self.timings.step += t2 - t0
+                self.timings.iters += 1
+                data_window += t1 - t0
+                step_window += t2 - t0
+                for k, v in logs.items():
+                    window[k] = window.get(k, 0.0) + v
+                window_n += 1
+                bar.update(1)
+                if it % 10 == 0 or it == total_iter:
+                    bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in logs.items() if k != "total"))
+                if it % lg.print_every == 0 or it == total_iter:
+                    self._log_window(it, window, window_n, data_window, step_window)
+                    window, window_n, data_window, step_window = {}, 0, 0.0, 0.0
+                if it % cfg.val.every == 0 or it == total_iter:
+                    if self.dist.is_main:
+                        self._after_validation(it, self.validate(it))
+                    D.barrier(self.dist)
+                if it % lg.save_every == 0 or it == total_iter:
+                    self.save(it)
+                    D.barrier(self.dist)
+        finally:
+            bar.close()
+        self.log(f"finished {cfg.name} at iteration {it}" + (f"; {self.skipped} steps skipped" if self.skipped else ""))
+        return {"iter": it, "best": self.best, "skipped": self.skipped, "experiment": str(self.exp_dir),
+                "history": self.timings.history, "data_time": self.timings.data, "step_time": self.timings.step,
+                "iters": self.timings.iters}
+
+    def _log_window(self, it, window, n, data_time, step_time) -> None:
+        keys = sorted(window)
+        values = torch.tensor([window[k] / n for k in keys] + [data_time, step_time], dtype=torch.float64)
+        values = D.all_reduce_sum(values.to(self.device), self.dist).cpu() / self.dist.world
+        counts = D.all_reduce_sum(self.code_counts.clone(), self.dist)
+        self.code_counts.zero_()
+        if not self.dist.is_main:
+            return
+        means = dict(zip(keys, values[:-2].tolist()))
+        data_time, step_time = values[-2].item(), values[-1].item()
+        self.timings.history.append((it, means))
+        speed = n / step_time if step_time > 0 else float("nan")
+        eta = (self.cfg.train.total_iter - it) / speed if speed > 0 else float("nan")
+        used, perplexity = self._codebook_stats(counts)
+        lr = self.opt_g.param_groups[0]["lr"]
+        losses = " ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "total")
+        self.log(f"iter {it:,}/{self.cfg.train.total_iter:,}  lr {lr:.2e}  {losses}  | codes {used}/"
+                 f"{counts.numel()} used, perplexity {perplexity:.1f}  | {speed:.2f} it/s, data "
+                 f"{100 * data_time / max(step_time, 1e-12):.1f}%  eta {_fmt_time(eta)}")
+        if self.tb is not None:
+            for k, v in means.items():
+                self.tb.add_scalar(f"train/{k}", v, it)
+            self.tb.add_scalar("train/lr", lr, it)
+            self.tb.add_scalar("codebook/used", used, it)
+            self.tb.add_scalar("codebook/perplexity", perplexity, it)
+            self.tb.add_scalar("speed/it_per_s", speed, it)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+        D.teardown(self.dist)
+
+
+def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ch, cw = min(size, h - h % 8), min(size, w - w % 8)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return x[..., top:top + ch, left:left + cw]
+
+
+def _run_padded(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Forward with reflect-padding to a multiple of 8, cropped back."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % 8, (-w) % 8
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return net(x)[..., :h, :w]
+
+
+def run_training(cfg: TrainConfig, resume: bool = False, device: str = "auto") -> dict:
+    trainer = Trainer(cfg, resume=resume, device=device)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
