@@ -35,3 +35,28 @@ def ycbcr_y(x: torch.Tensor) -> torch.Tensor:
     _check_rgb(x)
     w = torch.tensor(_YCBCR_Y, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return ((x * w).sum(dim=1, keepdim=True) + 16.0) / 255.0
+
+
+class cpu_single_thread:
+    """Run a block single-threaded when its tensors are on the CPU.
+
+    PSNR, SSIM and NIQE are chains of many small element-wise float64 operations; intra-op
+    threading gains little on them and, on a busy machine, the threads' synchronisation at each
+    operation can cost more than the work (measured: 10–20× slower with 2 threads under load).
+    """
+
+    def __init__(self, x: torch.Tensor):
+        self.active = x.device.type == "cpu"
+        self.saved = 1
+
+    def __enter__(self):
+        if self.active:
+            self.saved = torch.get_num_threads()
+            if self.saved != 1:
+                torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active and self.saved != 1:
+            torch.set_num_threads(self.saved)
+        return False

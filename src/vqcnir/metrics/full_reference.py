@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .color import luma_255, ycbcr_y
+from .color import cpu_single_thread, luma_255, ycbcr_y
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -66,13 +66,15 @@ def _psnr(x: torch.Tensor, y: torch.Tensor, peak: float) -> torch.Tensor:
 def psnr(restored: torch.Tensor, gt: torch.Tensor, *, crop: int = 0) -> torch.Tensor:
     """PSNR on RGB in [0, 1] (peak 1)."""
     x, y = _pair(restored, gt, crop)
-    return _psnr(x, y, 1.0)
+    with cpu_single_thread(x):
+        return _psnr(x, y, 1.0)
 
 
 def psnr_y(restored: torch.Tensor, gt: torch.Tensor, *, crop: int = 0) -> torch.Tensor:
     """PSNR on the Y of BT.601 YCbCr (MATLAB ``rgb2ycbcr``), peak 1."""
     x, y = _pair(restored, gt, crop)
-    return _psnr(ycbcr_y(x), ycbcr_y(y), 1.0)
+    with cpu_single_thread(x):
+        return _psnr(ycbcr_y(x), ycbcr_y(y), 1.0)
 
 
 def gaussian_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, **kw) -> torch.Tensor:
@@ -122,10 +124,12 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tenso
 def ssim(restored: torch.Tensor, gt: torch.Tensor, *, crop: int = 0) -> torch.Tensor:
     """SSIM on 8-bit luma, as pyiqa's ``ssim`` (see the module docstring)."""
     x, y = _pair(restored, gt, crop)
-    return ssim_map(luma_255(x), luma_255(y), 255.0).flatten(1).mean(dim=1)
+    with cpu_single_thread(x):
+        return ssim_map(luma_255(x), luma_255(y), 255.0).flatten(1).mean(dim=1)
 
 
 def ssim_rgb(restored: torch.Tensor, gt: torch.Tensor, *, crop: int = 0) -> torch.Tensor:
     """SSIM on R, G, B (each rounded to 8-bit levels), averaged, as pyiqa's ``ssimc``."""
     x, y = _pair(restored, gt, crop)
-    return ssim_map((x * 255.0).round(), (y * 255.0).round(), 255.0).flatten(1).mean(dim=1)
+    with cpu_single_thread(x):
+        return ssim_map((x * 255.0).round(), (y * 255.0).round(), 255.0).flatten(1).mean(dim=1)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import luma_255
+from .color import cpu_single_thread, luma_255
 from .full_reference import as_batch, filter_valid
 from .matlab_resize import imresize
 
@@ -142,5 +142,6 @@ def niqe(restored: torch.Tensor, gt: torch.Tensor | None = None, *, crop: int = 
     x = as_batch(restored, "restored")
     if crop:
         x = x[..., crop:-crop, crop:-crop]
-    feats = niqe_features(luma_255(x)).cpu().numpy()
-    return torch.tensor([_quality(f) for f in feats], dtype=torch.float64)
+    with cpu_single_thread(x):
+        feats = niqe_features(luma_255(x)).cpu().numpy()
+        return torch.tensor([_quality(f) for f in feats], dtype=torch.float64)
