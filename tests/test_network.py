@@ -151,3 +151,13 @@ def test_cpu_inference_layout_keeps_parity(paper_model_with_fixture_weights):
     y = restore_tensor(model, _fixture_input("a"), RestoreOptions(tile=0))[0].numpy()
     ref = np.load(FIXTURES / "parity" / "case_a_restored_f32.npy")
     assert np.abs(y - ref).max() < PARITY_TOLERANCE
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 9, 9), (2, 8, 10, 7), (1, 8, 2, 3)])
+def test_dilated_depthwise_by_phases_equals_the_dilated_conv(shape):
+    from vqcnir.nn.blocks import dilated_depthwise_by_phases
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 8, 7, padding=9, dilation=3, groups=8)
+    x = torch.randn(shape)
+    assert (dilated_depthwise_by_phases(x, conv) - conv(x)).abs().max() < 1e-5
