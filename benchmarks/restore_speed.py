@@ -5,7 +5,7 @@
     python benchmarks/restore_speed.py --device cuda --sizes 1080p,4k --precisions fp32,bf16
 
 Rows marked `reference` run the network the way the authors' release does (torchvision's
-deformable-conv CPU kernel, default memory layout) in the same conditions, so the speed-up is
+deformable-conv CPU kernel, oneDNN's dilated depthwise conv, default memory layout) in the same conditions, so the speed-up is
 measured on this machine rather than against a number from elsewhere. Weights are random
 (speed does not depend on their values). Timings: 1 warm-up, then the median of the repeats.
 """
@@ -29,14 +29,14 @@ def child(size: str, mode: str, precision: str, impl: str, device: str, repeats:
 
     from vqcnir.engine import RestoreOptions, count_tiles, auto_tile_plan, precision_dtype, prepare_for_inference, restore_tensor
     from vqcnir.nn import VQCNIR
-    import vqcnir.nn.deform as deform
+    import vqcnir.nn.fastpath as fastpath
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     dev = torch.device(device)
     model = VQCNIR().eval()
     if impl == "reference":
-        deform.FAST_CPU_PATH = False
+        fastpath.ENABLED = False
         model = model.to(dev)
     else:
         model = prepare_for_inference(model, dev)
@@ -68,15 +68,15 @@ def check_same_output(size: str, threads: int) -> float:
 
     from vqcnir.engine import RestoreOptions, prepare_for_inference, restore_tensor
     from vqcnir.nn import VQCNIR
-    import vqcnir.nn.deform as deform
+    import vqcnir.nn.fastpath as fastpath
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = VQCNIR().eval()
     x = torch.rand(1, 3, *SIZES[size])
-    deform.FAST_CPU_PATH = False
+    fastpath.ENABLED = False
     ref = restore_tensor(model, x, RestoreOptions(tile=0))
-    deform.FAST_CPU_PATH = True
+    fastpath.ENABLED = True
     fast = restore_tensor(prepare_for_inference(model, torch.device("cpu")), x, RestoreOptions(tile=0))
     return float((fast - ref).abs().max())
 

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fastpath
+
 
 def group_norm(channels: int, groups: int) -> nn.GroupNorm:
     """The release's GroupNorm: affine, eps 1e-6 (groups is 32 in the paper-size model)."""
@@ -99,7 +101,7 @@ class LKA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.conv0(x)
-        t = dilated_depthwise_by_phases(t, self.conv_spatial) if t.device.type == "cpu" else self.conv_spatial(t)
+        t = dilated_depthwise_by_phases(t, self.conv_spatial) if fastpath.on_cpu(t) else self.conv_spatial(t)
         return self.conv1(t)
 
 

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d as _torchvision_deform_conv2d
 
+from . import fastpath
+
 # Output pixels per chunk on the CPU path: bounds the im2col buffer (pixels x 9 x C floats).
 _CPU_CHUNK_ELEMENTS = 1 << 23
-# Benchmarks switch this off to time torchvision's CPU kernel, as the authors' release runs it.
-FAST_CPU_PATH = True
 
 
 def deform_conv3x3(
@@ -29,7 +29,7 @@ def deform_conv3x3(
 ) -> torch.Tensor:
     """Deformable 3x3 conv with torchvision's offset layout: offset (B, 2*G*9, H, W) as (dy, dx)
     pairs per group and tap, mask (B, G*9, H, W)."""
-    if not FAST_CPU_PATH or x.device.type != "cpu" or torch.is_grad_enabled() and (
+    if not fastpath.on_cpu(x) or torch.is_grad_enabled() and (
         x.requires_grad or offset.requires_grad or weight.requires_grad
     ):
         # Training and accelerators go through torchvision's op (it has the backward pass).
@@ -65,7 +65,7 @@ def _deform_conv3x3_cpu(x, offset, mask, weight, bias):
         px = cols + tap_x + off[:, :, :, 1]
         grid = torch.stack((px * scale_x - 1, py * scale_y - 1), dim=-1).reshape(b * groups, 9, n, 2)
         sampled = F.grid_sample(groups_as_batch, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        sampled = sampled.view(b, groups, cg, 9, n) * mask[:, :, y0:y1].reshape(b, groups, 1, 9, n)
+        sampled = sampled.view(b, groups, cg, 9, n).mul_(mask[:, :, y0:y1].reshape(b, groups, 1, 9, n))
         out[:, :, y0 * w:y1 * w] = w_mat @ sampled.view(b, c * 9, n)
     if bias is not None:
         out += bias.view(1, -1, 1)
