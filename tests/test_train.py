@@ -105,6 +105,11 @@ def test_cli_subcommand(tmp_path, capsys):
     args = parser.parse_args(["train", "-c", "tiny-stage1", "--opt", "train.bogus=1"])
     with pytest.raises(VQCNIRError, match="bogus"):
         args.func(args)
+    from vqcnir.train.cli import main  # `python -m vqcnir.train`: one error line, exit status 2
+
+    assert main(["-c", "tiny-stage1", "--opt", "train.bogus=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown config key 'train.bogus'")
 
 
 # ----------------------------------------------------------------------------- both stages
@@ -169,6 +174,8 @@ def test_stage2_ablation_on_paired_folders(tmp_path):
 def test_stage2_refuses_a_wrong_start(tmp_path):
     with pytest.raises(VQCNIRError, match="not found"):
         Trainer(tiny(2, tmp_path, "stage2.stage1_checkpoint=missing.pth"), device="cpu")
+    with pytest.raises(VQCNIRError, match="bf16 on the CPU"):
+        Trainer(tiny(2, tmp_path, "train.precision=bf16"), device="cpu")
 
 
 # ----------------------------------------------------------------------------- resume
@@ -243,3 +250,16 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     finally:
         fresh.close()
     assert moved > 10 and start["iter"] == 3
+
+
+def test_photo_folder_sources(tmp_path):
+    """Stage 1 on a folder of sharp photos, stage 2 on pairs vqcnir.data synthesises from it."""
+    _write_pairs(tmp_path / "photos", n=6, size=48)
+    photos = (tmp_path / "photos" / "gt").as_posix()
+    short = ("train.total_iter=2", "val.every=2", "logging.save_every=2", "data.batch_size=2",
+             "data.val_fraction=0.3", f"data.root={photos}")
+    run_training(tiny(1, tmp_path, *short, "data.kind=sharp"), device="cpu")
+    ckpt1 = tmp_path / "tiny-stage1" / "models" / "net_g_latest.pth"
+    run_training(tiny(2, tmp_path, *short, "data.kind=synth", f"stage2.stage1_checkpoint={ckpt1.as_posix()}"),
+                 device="cpu")
+    assert (tmp_path / "tiny-stage2" / "visualization" / "val_00000002.png").is_file()

@@ -268,12 +268,12 @@ def shipped_presets() -> list[str]:
 def read_yaml(source: str) -> tuple[dict, str]:
     """A shipped preset name (``paper-stage1``) or a path -> (mapping, where it came from)."""
     path = Path(source)
-    if source in shipped_presets():
-        text = (resources.files("vqcnir") / "configs" / f"{source}.yaml").read_text(encoding="utf-8")
-        where = f"preset {source}"
-    elif path.is_file():
+    if path.is_file():
         text = path.read_text(encoding="utf-8")
         where = str(path)
+    elif source in shipped_presets():
+        text = (resources.files("vqcnir") / "configs" / f"{source}.yaml").read_text(encoding="utf-8")
+        where = f"preset {source}"
     else:
         raise VQCNIRError(f"config {source!r} is neither a file nor a shipped preset "
                           f"({', '.join(shipped_presets())})")
