@@ -127,3 +127,12 @@ def test_real_process_prints_no_traceback(tmp_path, weights):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "missing.png" in result.stderr
+
+
+def test_tiles_chosen_by_the_user(tmp_path, photos, weights, capsys):
+    out = tmp_path / "out"
+    assert run("restore", photos / "a.png", "-o", out, "--weights", weights, "--tile", "16", "--tile-overlap", "8") == 0
+    assert Image.open(out / "a.png").size == (40, 32)
+    assert run("restore", photos / "a.png", "-o", out, "--weights", weights, "--tile", "16",
+               "--tile-overlap", "16", "--overwrite") == 2
+    assert "--tile-overlap" in capsys.readouterr().err

@@ -46,7 +46,9 @@ def _run_restore(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .engine import RestoreOptions, choose_device, precision_dtype, prepare_for_inference, restore_tensor
+    from .engine import (
+        RestoreOptions, choose_device, count_tiles, plan_tiles, precision_dtype, prepare_for_inference, restore_tensor,
+    )
     from .imageio import list_images, read_image, write_image
     from .weights import load_model
 
@@ -57,7 +59,7 @@ def _run_restore(args) -> int:
     precision_dtype(args.precision, device)  # refuse an impossible precision before any work
     options = RestoreOptions(
         pad_mode=args.pad_mode, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap,
-        memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30)
+        memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30).validate()
     if args.output.exists() and not args.output.is_dir():
         raise VQCNIRError(f"{args.output}: output exists and is not a folder")
 
@@ -87,9 +89,11 @@ def _run_restore(args) -> int:
                 continue
             image = read_image(src)
             x = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
+            tiles = count_tiles(x.shape[-2], x.shape[-1], plan_tiles(model, x.shape[-2], x.shape[-1], options))
             start = time.perf_counter()
             try:
-                y = restore_tensor(model, x, options)
+                with tqdm(total=tiles, unit="tile", leave=False, disable=tiles == 1, dynamic_ncols=True) as tile_bar:
+                    y = restore_tensor(model, x, options, progress=tile_bar.update)
             except torch.OutOfMemoryError:
                 raise VQCNIRError(f"{src}: out of memory; pass a smaller --tile or --memory-budget") from None
             seconds += time.perf_counter() - start

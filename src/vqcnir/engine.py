@@ -238,10 +238,35 @@ class RestoreOptions:
     tile_overlap: int = 32
     memory_budget: float | None = None  # bytes
 
+    def validate(self) -> "RestoreOptions":
+        if self.pad_mode not in PAD_MODES:
+            raise VQCNIRError(f"unknown pad mode {self.pad_mode!r}; choose one of {', '.join(PAD_MODES)}")
+        if self.tile not in (None, 0) and (self.tile < 16 or not 0 <= self.tile_overlap < self.tile):
+            raise VQCNIRError("--tile must be 0 or >= 16, and --tile-overlap between 0 and the tile size")
+        if self.memory_budget is not None and self.memory_budget <= 0:
+            raise VQCNIRError("--memory-budget must be positive")
+        return self
+
+
+def plan_tiles(model: torch.nn.Module, height: int, width: int, options: RestoreOptions) -> TilePlan | None:
+    """The tiling ``restore_tensor`` will use for an image of this size (None: one pass)."""
+    device = next(model.parameters()).device
+    if options.tile == 0:
+        return None
+    if options.tile is None:
+        dtype = precision_dtype(options.precision, device)
+        plan = auto_tile_plan(model, height, width, dtype, options.memory_budget, device)
+    else:
+        plan = TilePlan(options.validate().tile, options.tile_overlap)
+    if plan is not None and plan.tile >= height and plan.tile >= width:
+        return None
+    return plan
+
 
 def restore_tensor(model: torch.nn.Module, x: torch.Tensor, options: RestoreOptions | None = None,
                    progress=None) -> torch.Tensor:
-    """Restore N x 3 x H x W float images in [0, 1] on the model's device; returns float32, unclamped."""
+    """Restore N x 3 x H x W float images in [0, 1] on the model's device; returns float32, unclamped.
+    ``progress`` is called once per tile (once for a whole-image pass)."""
     options = options or RestoreOptions()
     if x.ndim != 4 or x.shape[1] != 3:
         raise VQCNIRError(f"expected an N x 3 x H x W tensor, got shape {tuple(x.shape)}")
@@ -252,17 +277,9 @@ def restore_tensor(model: torch.nn.Module, x: torch.Tensor, options: RestoreOpti
     x = x.to(device=device, dtype=torch.float32)
     if _wants_channels_last(model):
         x = x.contiguous(memory_format=torch.channels_last)
-    h, w = x.shape[-2:]
-    if options.tile is None:
-        plan = auto_tile_plan(model, h, w, dtype, options.memory_budget, device)
-    elif options.tile == 0:
-        plan = None
-    else:
-        if options.tile < 16 or options.tile_overlap < 0 or options.tile_overlap >= options.tile:
-            raise VQCNIRError("--tile must be >= 16 and --tile-overlap between 0 and the tile size")
-        plan = TilePlan(options.tile, options.tile_overlap)
+    plan = plan_tiles(model, x.shape[-2], x.shape[-1], options)
     with torch.inference_mode(), autocast_context(device, dtype):
-        if plan is None or (plan.tile >= h and plan.tile >= w):
+        if plan is None:
             y = forward_padded(model, x, options.pad_mode).float()
             if progress is not None:
                 progress()
