@@ -78,6 +78,7 @@ def test_overrides_reach_every_key():
     (["model.width=10"], "model:"),
     (["data.kind=paired"], "night_dir"),
     (["no_equals_sign"], "key=value"),
+    (["data.degrade.noise.modle=none"], "data.degrade: unknown synthesis option noise.modle"),
 ])
 def test_bad_configs_are_rejected_clearly(opts, message):
     with pytest.raises(VQCNIRError, match=message):

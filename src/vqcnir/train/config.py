@@ -331,6 +331,13 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("data.kind=paired needs data.night_dir and data.gt_dir")
     if d.kind == "sharp" and cfg.stage == 2:
         problems.append("data.kind=sharp has no night images: stage 2 needs synth, paired or lolblur")
+    if d.degrade:
+        from ..data import DegradeConfig
+
+        try:
+            DegradeConfig.from_dict(d.degrade)
+        except (VQCNIRError, TypeError, ValueError) as e:
+            problems.append(f"data.degrade: {e}")
     if d.crop <= 0 or d.crop % 8:
         problems.append(f"data.crop must be a positive multiple of 8, not {d.crop}")
     if d.batch_size < 1:
