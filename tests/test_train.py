@@ -264,3 +264,18 @@ def test_photo_folder_sources(tmp_path):
     run_training(tiny(2, tmp_path, *short, "data.kind=synth", f"stage2.stage1_checkpoint={ckpt1.as_posix()}"),
                  device="cpu")
     assert (tmp_path / "tiny-stage2" / "visualization" / "val_00000002.png").is_file()
+
+
+def test_stage2_resume_equals_uninterrupted(tmp_path):
+    run_training(tiny(1, tmp_path, "train.total_iter=2", "val.every=2", "logging.save_every=2"), device="cpu")
+    ckpt1 = (tmp_path / "tiny-stage1" / "models" / "net_g_latest.pth").as_posix()
+    opts = ("train.total_iter=4", "logging.save_every=2", "val.every=2", "logging.keep_states=1",
+            f"stage2.stage1_checkpoint={ckpt1}")
+    run_training(tiny(2, tmp_path / "a", *opts), device="cpu")
+    run_training(tiny(2, tmp_path / "b", *opts, "train.total_iter=2"), device="cpu")
+    run_training(tiny(2, tmp_path / "b", *opts), resume=True, device="cpu")
+    states = sorted(p.name for p in (tmp_path / "b/tiny-stage2/training_states").iterdir())
+    assert states == ["4.state"]  # keep_states=1 pruned the older one
+    a = params(tmp_path / "a/tiny-stage2/models/net_g_latest.pth", "params_ema")
+    b = params(tmp_path / "b/tiny-stage2/models/net_g_latest.pth", "params_ema")
+    assert all(torch.equal(a[k], b[k]) for k in a)
