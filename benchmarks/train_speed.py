@@ -50,7 +50,7 @@ def measure(config: str, precision: str, iters: int, warmup: int, data: str, dev
 
     opts = [f"experiments_root={workdir.as_posix()}", f"train.precision={precision}",
             "logging.tensorboard=false", "logging.progress_bar=false", f"data.kind={data}"]
-    base = load_config(config, [*opts, "data.root=unused", f"stage2.stage1_checkpoint=unused", *extra])
+    base = load_config(config, [*opts, "data.root=unused", "stage2.stage1_checkpoint=unused", *extra])
     if data == "synth":
         photos = workdir / "photos"
         _photos(photos, 24, max(base.data.crop * 2, 256))
