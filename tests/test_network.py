@@ -161,3 +161,26 @@ def test_dilated_depthwise_by_phases_equals_the_dilated_conv(shape):
     conv = torch.nn.Conv2d(8, 8, 7, padding=9, dilation=3, groups=8)
     x = torch.randn(shape)
     assert (dilated_depthwise_by_phases(x, conv) - conv(x)).abs().max() < 1e-5
+
+
+def test_cpu_deformable_conv_gradients_equal_torchvision():
+    torch.manual_seed(2)
+    b, c, h, w = 1, 8, 6, 7
+    inputs = [torch.randn(b, c, h, w), torch.randn(b, 72, h, w) * 2, torch.rand(b, 36, h, w),
+              torch.randn(c, c, 3, 3) / c, torch.randn(c)]
+    ours = [t.clone().requires_grad_() for t in inputs]
+    ref = [t.clone().requires_grad_() for t in inputs]
+    _deform_conv3x3_cpu(*ours).square().sum().backward()
+    x, off, m, wt, bias = ref
+    deform_conv2d(x, off, wt, bias, padding=1, mask=m).square().sum().backward()
+    for a, r in zip(ours, ref):
+        assert (a.grad - r.grad).abs().max() < 1e-3 * (1 + r.grad.abs().max())
+
+
+def test_stage2_trains_under_cpu_bf16_autocast():
+    torch.manual_seed(0)
+    model = VQCNIR(preset("tiny"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, code_loss, _ = model.forward_train(torch.rand(1, 3, 16, 16))
+    (y.float().abs().mean() + code_loss).backward()
+    assert torch.isfinite(model.main_decode.align_func_dict["Level_1"].dcn.weight.grad).all()

@@ -1,8 +1,8 @@
 """Modulated deformable convolution (DCNv2), 3x3, stride 1, padding 1.
 
-On GPUs, and whenever gradients are needed, we call ``torchvision.ops.deform_conv2d``. Its CPU
-kernel is slow (about a third of the whole model's time on CPU for 5 % of the FLOPs), so for CPU
-inference we compute the same thing with ``grid_sample`` (a vectorised bilinear sampler) for the
+On GPUs we call ``torchvision.ops.deform_conv2d``. Its CPU kernel is slow (about a third of the
+whole model's time on CPU for 5 % of the FLOPs, and its backward pass half of a CPU training
+step), so on CPU we compute the same thing with ``grid_sample`` (a vectorised bilinear sampler) for the
 9 taps of each offset group, times the mask, then one matmul. Both follow the same sampling rule:
 each bilinear corner outside the image reads 0. The only difference is float rounding of the
 sampling positions (grid_sample takes them normalised to [-1, 1]): about 1e-5 at 300 px.
@@ -29,15 +29,17 @@ def deform_conv3x3(
 ) -> torch.Tensor:
     """Deformable 3x3 conv with torchvision's offset layout: offset (B, 2*G*9, H, W) as (dy, dx)
     pairs per group and tap, mask (B, G*9, H, W)."""
-    if not fastpath.on_cpu(x) or torch.is_grad_enabled() and (
-        x.requires_grad or offset.requires_grad or weight.requires_grad
-    ):
-        # Training and accelerators go through torchvision's op (it has the backward pass).
-        return _torchvision_deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
-    # Sampling positions need float32 (bf16 cannot even address pixel 300 exactly).
-    out = _deform_conv3x3_cpu(x.float(), offset.float(), mask.float(), weight.float(),
-                              None if bias is None else bias.float())
-    return out.to(x.dtype)
+    if fastpath.on_cpu(x):
+        # Sampling positions need float32 (bf16 cannot even address pixel 300 exactly).
+        out = _deform_conv3x3_cpu(x.float(), offset.float(), mask.float(), weight.float(),
+                                  None if bias is None else bias.float())
+        return out.to(x.dtype)
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        # torchvision registers no CPU autocast kernel for this op: run it in float32
+        with torch.autocast("cpu", enabled=False):
+            return _torchvision_deform_conv2d(x.float(), offset.float(), weight.float(),
+                                              None if bias is None else bias.float(), padding=1, mask=mask.float())
+    return _torchvision_deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
 
 
 def _deform_conv3x3_cpu(x, offset, mask, weight, bias):
@@ -65,7 +67,10 @@ def _deform_conv3x3_cpu(x, offset, mask, weight, bias):
         px = cols + tap_x + off[:, :, :, 1]
         grid = torch.stack((px * scale_x - 1, py * scale_y - 1), dim=-1).reshape(b * groups, 9, n, 2)
         sampled = F.grid_sample(groups_as_batch, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        sampled = sampled.view(b, groups, cg, 9, n).mul_(mask[:, :, y0:y1].reshape(b, groups, 1, 9, n))
+        sampled = sampled.view(b, groups, cg, 9, n)
+        chunk_mask = mask[:, :, y0:y1].reshape(b, groups, 1, 9, n)
+        # in place when no gradient is recorded (autograd needs the unmasked samples)
+        sampled = sampled * chunk_mask if torch.is_grad_enabled() else sampled.mul_(chunk_mask)
         out[:, :, y0 * w:y1 * w] = w_mat @ sampled.view(b, c * 9, n)
     if bias is not None:
         out += bias.view(1, -1, 1)

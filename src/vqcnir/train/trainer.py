@@ -129,10 +129,6 @@ class Trainer:
         self.precision = precision
         self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
 
-        if (precision == "bf16" and self.device.type == "cpu" and cfg.stage == 2
-                and cfg.model.network_config().use_dbca):
-            raise VQCNIRError("bf16 on the CPU cannot train stage 2: torchvision's deformable conv "
-                              "(in DBCA) has no CPU autocast; use train.precision=fp32 (bf16 works on GPUs)")
         state = self._prepare_dir(resume)
         torch.manual_seed(cfg.seed)
         self._build_networks()
