@@ -40,23 +40,10 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m vqcnir.train ...``: the train command alone (handy under torchrun)."""
+    """``python -m vqcnir.train ...``: the train command alone, with the main program's error handling."""
     import sys
 
-    from ..errors import VQCNIRError
+    from ..cli import main as vqcnir_main
 
-    parser = argparse.ArgumentParser(prog="vqcnir-train")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "train":
-        argv = ["train", *argv]
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except VQCNIRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return vqcnir_main(["train", *argv])
