@@ -29,7 +29,8 @@ def deform_conv3x3(
 ) -> torch.Tensor:
     """Deformable 3x3 conv with torchvision's offset layout: offset (B, 2*G*9, H, W) as (dy, dx)
     pairs per group and tap, mask (B, G*9, H, W)."""
-    if fastpath.on_cpu(x):
+    # CPU, and also MPS and other devices for which torchvision has no deform_conv2d kernel
+    if fastpath.ENABLED and x.device.type != "cuda":
         # Sampling positions need float32 (bf16 cannot even address pixel 300 exactly).
         out = _deform_conv3x3_cpu(x.float(), offset.float(), mask.float(), weight.float(),
                                   None if bias is None else bias.float())
