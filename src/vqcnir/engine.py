@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .errors import VQCNIRError
 
