@@ -27,7 +27,7 @@ SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "12mp": (30
 def child(size: str, mode: str, precision: str, impl: str, device: str, repeats: int, threads: int) -> dict:
     import torch
 
-    from vqcnir.engine import RestoreOptions, count_tiles, auto_tile_plan, precision_dtype, prepare_for_inference, restore_tensor
+    from vqcnir.engine import RestoreOptions, count_tiles, plan_tiles, prepare_for_inference, restore_tensor
     from vqcnir.nn import VQCNIR
     import vqcnir.nn.fastpath as fastpath
 
@@ -43,7 +43,7 @@ def child(size: str, mode: str, precision: str, impl: str, device: str, repeats:
     h, w = SIZES[size]
     x = torch.rand(1, 3, h, w)
     options = RestoreOptions(pad_mode=mode, precision=precision, tile=None if size == "12mp" else 0)
-    plan = auto_tile_plan(model, h, w, precision_dtype(precision, dev), None, dev) if options.tile is None else None
+    plan = plan_tiles(model, h, w, options)
     times = []
     for i in range(repeats + (0 if size == "12mp" else 1)):
         if dev.type == "cuda":

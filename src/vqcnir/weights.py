@@ -11,11 +11,11 @@ import json
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .errors import VQCNIRError
 from .nn import VQCNIR, VQCNIRConfig, VQGAN
 
@@ -149,13 +149,6 @@ def load_model(weights: str | os.PathLike, device: str | torch.device = "cpu",
     return model.to(device).eval()
 
 
-def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def save_checkpoint(path: str | os.PathLike, state: dict[str, torch.Tensor], config: VQCNIRConfig | dict | None,
                     extra: dict | None = None, dtype: torch.dtype | None = None) -> None:
     """Write ``.pth`` as {'params': state, 'vqcnir_config': {...}} or ``.safetensors`` with the config
@@ -164,9 +157,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, torch.Tensor], con
     config_dict = config.to_dict() if isinstance(config, VQCNIRConfig) else config
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in state.items()}
-    tmp = _atomic_target(path)
-    try:
-        if _format_of(path) == "safetensors":
+    fmt = _format_of(path)
+    with atomic_path(path) as tmp:
+        if fmt == "safetensors":
             from safetensors.torch import save_file
 
             metadata = {CONFIG_KEY: json.dumps(config_dict)} if config_dict else {}
@@ -176,9 +169,6 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, torch.Tensor], con
             if config_dict:
                 payload[CONFIG_KEY] = config_dict
             torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> dict[str, torch.Tensor]:

@@ -7,12 +7,12 @@ of 8-bit PNGs, and Pillow's fastest PNG compression level makes that several tim
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_path
 from ..errors import VQCNIRError
 from ..imageio import read_image
 
@@ -34,31 +34,18 @@ def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, compress_level: int =
     """Write float RGB in [0, 1] as 8-bit, atomically (a crash never leaves half a file behind,
     which is what lets `synth` resume by looking at which files exist)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     im = Image.fromarray(to_uint8(rgb))
-    fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else None
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        if fmt == "JPEG":
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".jpg", ".jpeg"):
             im.save(tmp, format="JPEG", quality=quality)
         else:
             im.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"),
                     compress_level=compress_level)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def list_images(root: str | os.PathLike) -> list[Path]:

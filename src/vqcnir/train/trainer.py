@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import sys
-import tempfile
 import time
 import warnings
 from contextlib import nullcontext
@@ -38,6 +36,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
+from ..atomic import atomic_path
 from ..errors import VQCNIRError
 from ..losses import PerceptualLoss, hinge_d_loss, hinge_g_loss, pixel_loss, resolve_perceptual
 from ..nn import VQCNIR, VQCNIRConfig, VQGAN
@@ -72,14 +71,8 @@ def frozen_names(cfg: TrainConfig) -> tuple[str, ...]:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _fmt_time(seconds: float) -> str:
