@@ -73,7 +73,7 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
 def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """Eval mode on ``device``; on CPU, channels-last weights: oneDNN runs the large full-resolution
     convolutions about 1.45x faster that way. They sum in another order, which moves a 512 px
-    output by up to ~1e-4 from the release's (float32 rounding, 0.05 % of 8-bit pixels by one
+    output by up to 3e-4 from the release's (float32 rounding; about 0.04 % of 8-bit pixels by one
     level); the parity tests run this layout."""
     model = model.to(device).eval()
     if device.type == "cpu":
