@@ -93,10 +93,45 @@ def test_bad_files_are_reported_and_the_rest_restored(tmp_path, photos, weights,
     assert not (out / "notes.png").exists() and not (out / "cut.jpg").exists()
 
 
-def test_missing_weights_is_explained_in_one_line(tmp_path, photos, capsys):
-    assert run("restore", photos, "-o", tmp_path / "out") == 2
+@pytest.mark.parametrize("name, says", [("nothere.pth", "not a model name"), ("paper", "VQCNIR_LOLBlur_G.pth")])
+def test_unknown_or_unbundled_weights_are_explained_in_one_line(tmp_path, photos, capsys, name, says):
+    assert run("restore", photos, "-o", tmp_path / "out", "--weights", name) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: no default model is bundled yet") and "\n" not in err
+    assert err.startswith("error:") and says in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_side_by_side_rows_hold_night_restored_and_ground_truth(tmp_path, photos, weights, capsys):
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    _photo(gt / "a.png")  # b.jpg and grey.png have no ground truth: two columns only
+    sheet = tmp_path / "sheet.png"
+    assert run("restore", photos, "-o", tmp_path / "out", "--weights", weights,
+               "--side-by-side", sheet, "--gt", gt) == 0
+    assert "side-by-side picture of 3 photo(s)" in capsys.readouterr().out
+    picture = np.asarray(Image.open(sheet))
+    from vqcnir.sheet import GAP, LABEL_HEIGHT, ROW_HEIGHT
+
+    assert picture.shape[0] == 3 * (ROW_HEIGHT + LABEL_HEIGHT) + 2 * GAP
+    a_row_width = 3 * round(40 * ROW_HEIGHT / 32) + 2 * GAP  # a.png: night | restored | gt
+    assert picture.shape[1] == a_row_width
+    # rows without ground truth are padded with white on the right
+    assert (picture[-ROW_HEIGHT:, -ROW_HEIGHT:] == 255).all()
+
+
+def test_side_by_side_never_replaces_a_file(tmp_path, photos, weights, capsys):
+    sheet = tmp_path / "sheet.png"
+    sheet.write_bytes(b"mine")
+    assert run("restore", photos, "-o", tmp_path / "out", "--weights", weights, "--side-by-side", sheet) == 2
+    assert sheet.read_bytes() == b"mine" and not (tmp_path / "out").exists()
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_models_lists_the_default_and_explains_paper(capsys):
+    assert run("models") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("default:") and "used when --weights is not given" in out
+    assert "paper:" in out and "VQCNIR_LOLBlur_G.pth" in out
 
 
 def test_wrong_checkpoint_is_one_line(tmp_path, photos, capsys):

@@ -10,12 +10,14 @@ import torch
 from .engine import RestoreOptions, choose_device, prepare_for_inference, restore_tensor
 from .errors import VQCNIRError
 from .weights import load_model as _load_checkpoint
+from .zoo import resolve_weights
 
 
-def load_model(weights: str | os.PathLike, device: str = "auto") -> torch.nn.Module:
-    """Load a restorer checkpoint (official ``.pth``, bare state dict or safetensors) for inference."""
+def load_model(weights: str | os.PathLike | None = None, device: str = "auto") -> torch.nn.Module:
+    """Load a restorer for inference: the bundled default model (``weights=None``), a model name
+    from ``vqcnir models``, or a checkpoint (official ``.pth``, bare state dict or safetensors)."""
     device = choose_device(device)
-    return prepare_for_inference(_load_checkpoint(weights), device)
+    return prepare_for_inference(_load_checkpoint(resolve_weights(weights)), device)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

@@ -25,7 +25,9 @@ def _add_restore(subparsers) -> None:
                     "outputs are kept unless --overwrite.")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--weights", type=Path, help="checkpoint (.pth or .safetensors)")
+    p.add_argument("--weights", default=None, metavar="NAME|PATH",
+                   help="model name from `vqcnir models` or a checkpoint (.pth or .safetensors); "
+                        "default: the bundled default model")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders, mirroring them in OUTDIR")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
@@ -39,6 +41,10 @@ def _add_restore(subparsers) -> None:
     p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (default 32)")
     p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="memory one forward pass may use, in GiB (default: 40%% of free RAM, max 8; 60%% of free GPU memory)")
+    p.add_argument("--side-by-side", type=Path, default=None, metavar="FILE",
+                   help="also write one picture with a row per photo: night | restored (| ground truth)")
+    p.add_argument("--gt", type=Path, default=None, metavar="DIR",
+                   help="ground-truth folder for --side-by-side, matched by relative path")
     p.set_defaults(func=_run_restore)
 
 
@@ -51,10 +57,10 @@ def _run_restore(args) -> int:
     )
     from .imageio import list_images, read_image, write_image
     from .weights import load_model
+    from .zoo import resolve_weights
 
-    if args.weights is None:
-        raise VQCNIRError("no default model is bundled yet: pass --weights PATH (the authors' "
-                          "VQCNIR_LOLBlur_G.pth or a stage-2 checkpoint from `vqcnir train`)")
+    weights = resolve_weights(args.weights)
+    _check_side_by_side(args)
     device = choose_device(args.device)
     precision_dtype(args.precision, device)  # refuse an impossible precision before any work
     options = RestoreOptions(
@@ -73,9 +79,10 @@ def _run_restore(args) -> int:
             print(f"error: {e}", file=sys.stderr)
     if not jobs and not failures:
         raise VQCNIRError("no images found in the given inputs")
-    model = prepare_for_inference(load_model(args.weights), device) if jobs else None
+    model = prepare_for_inference(load_model(weights), device) if jobs else None
 
     restored = skipped = 0
+    done: list[tuple[Path, Path, Path]] = []  # (input, output, relative path) for --side-by-side
     seconds = megapixels = 0.0
     bar = tqdm(jobs, unit="img", disable=not jobs, dynamic_ncols=True)
     for src, rel in bar:
@@ -86,6 +93,7 @@ def _run_restore(args) -> int:
                 raise VQCNIRError(f"{src}: output would overwrite the input; choose another -o folder")
             if dst.exists() and not args.overwrite:
                 skipped += 1
+                done.append((src, dst, rel))
                 continue
             image = read_image(src)
             x = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
@@ -101,6 +109,7 @@ def _run_restore(args) -> int:
             rgb = y[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
             write_image(dst, rgb, alpha=image.alpha, bit_depth=image.bit_depth, grey=image.grey)
             restored += 1
+            done.append((src, dst, rel))
         except VQCNIRError as e:
             failures.append(str(e))
             tqdm.write(f"error: {e}", file=sys.stderr)
@@ -109,7 +118,31 @@ def _run_restore(args) -> int:
     speed = f", {seconds / megapixels:.2f} s/MP" if megapixels else ""
     print(f"restored {restored}, skipped {skipped} (already there; --overwrite replaces them), "
           f"failed {len(failures)}{speed} -> {args.output}")
+    if args.side_by_side is not None and done:
+        from .sheet import write_side_by_side
+
+        rows = write_side_by_side(done, args.side_by_side, args.gt)
+        print(f"side-by-side picture of {rows} photo(s) -> {args.side_by_side}")
     return 1 if failures else 0
+
+
+def _check_side_by_side(args) -> None:
+    """Refuse a --side-by-side target that would replace an input or an existing file."""
+    target = args.side_by_side
+    if target is None:
+        if args.gt is not None:
+            raise VQCNIRError("--gt is only used with --side-by-side FILE")
+        return
+    if args.gt is not None and not args.gt.is_dir():
+        raise VQCNIRError(f"--gt {args.gt}: not a folder")
+    if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
+        raise VQCNIRError(f"--side-by-side {target}: use an image extension (.jpg, .png, ...)")
+    if target.is_dir():
+        raise VQCNIRError(f"--side-by-side {target}: is a folder; give a file name")
+    if target.exists() and not args.overwrite:
+        raise VQCNIRError(f"--side-by-side {target}: already exists; pass --overwrite to replace it")
+    if any(target.resolve() == Path(item).resolve() for item in args.inputs):
+        raise VQCNIRError(f"--side-by-side {target}: would overwrite an input")
 
 
 def _add_convert(subparsers) -> None:
@@ -129,12 +162,38 @@ def _run_convert(args) -> int:
     return 0
 
 
+def _add_models(subparsers) -> None:
+    p = subparsers.add_parser("models", help="list the named models (--weights NAME)",
+                              description="List the named models: the bundled default and the authors' "
+                                          "checkpoint, with their config, size and scores.")
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args) -> int:
+    from .zoo import MODELS, bundled_path
+
+    for entry in MODELS.values():
+        print(f"{entry.name}: {entry.summary}")
+        print(f"  config preset: {entry.preset}")
+        if entry.filename is not None:
+            path = bundled_path(entry)
+            size = f"{path.stat().st_size / 2**20:.1f} MiB" if path.is_file() else "MISSING from this install"
+            print(f"  file: {entry.filename} ({size}), used when --weights is not given")
+        else:
+            print(f"  not bundled: {entry.obtain}")
+        if entry.scores:
+            scores = ", ".join(f"{k.upper() if k in ('psnr', 'ssim') else k} {v:g}" for k, v in entry.scores.items())
+            print(f"  scores: {scores} ({entry.scored_on})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vqcnir", description="Restore dark, blurry night photos (VQCNIR).")
     parser.add_argument("--version", action="version", version=f"vqcnir {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_restore(subparsers)
     _add_convert(subparsers)
+    _add_models(subparsers)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
