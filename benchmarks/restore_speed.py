@@ -1,8 +1,9 @@
-"""Restore speed and peak memory of the paper-size model, one process per configuration.
+"""Restore speed and peak memory of the model (paper size unless --preset), one process per configuration.
 
     python benchmarks/restore_speed.py                       # CPU, 2 threads, the full table
     python benchmarks/restore_speed.py --sizes 256,512 --repeats 3
     python benchmarks/restore_speed.py --device cuda --sizes 1080p,4k --precisions fp32,bf16
+    python benchmarks/restore_speed.py --preset small --sizes 1mp --modes minimal   # the default model
 
 Rows marked `reference` run the network the way the authors' release does (torchvision's
 deformable-conv CPU kernel, oneDNN's dilated depthwise conv, default memory layout) in the same conditions, so the speed-up is
@@ -20,21 +21,22 @@ import subprocess
 import sys
 import time
 
-SIZES = {"256": (256, 256), "512": (512, 512), "1024": (1024, 1024), "12mp": (3000, 4000),
+SIZES = {"256": (256, 256), "512": (512, 512), "1mp": (864, 1152), "1024": (1024, 1024), "12mp": (3000, 4000),
          "1080p": (1080, 1920), "4k": (2160, 3840)}
 
 
-def child(size: str, mode: str, precision: str, impl: str, device: str, repeats: int, threads: int) -> dict:
+def child(size: str, mode: str, precision: str, impl: str, device: str, repeats: int, threads: int,
+          preset_name: str) -> dict:
     import torch
 
     from vqcnir.engine import RestoreOptions, count_tiles, plan_tiles, prepare_for_inference, restore_tensor
-    from vqcnir.nn import VQCNIR
+    from vqcnir.nn import VQCNIR, preset
     import vqcnir.nn.fastpath as fastpath
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     dev = torch.device(device)
-    model = VQCNIR().eval()
+    model = VQCNIR(preset(preset_name)).eval()
     if impl == "reference":
         fastpath.ENABLED = False
         model = model.to(dev)
@@ -91,6 +93,7 @@ def main() -> None:
     parser.add_argument("--precisions", default=None, help="default: fp32,bf16 on CPU; fp32,bf16,fp16 on GPU")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--preset", default="paper", help="model size: paper (default), small (the bundled model), tiny")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-sizes", default="256,512", help="sizes also run the release's way")
     parser.add_argument("--check", default="512", help="size at which fast and reference outputs are compared ('' to skip)")
@@ -99,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(child(*args.child, args.device, args.repeats, args.threads)))
+        print(json.dumps(child(*args.child, args.device, args.repeats, args.threads, args.preset)))
         return
     if args.child_check:
         print(json.dumps(check_same_output(args.child_check, args.threads)))
@@ -114,12 +117,15 @@ def main() -> None:
             for precision in precisions:
                 runs.append((size, mode, precision, "vqcnir"))
 
-    print(f"device {args.device}, {args.threads} threads, paper-size model (47.9 M parameters)\n")
+    from vqcnir.nn import VQCNIR, preset
+
+    n_params = sum(p.numel() for p in VQCNIR(preset(args.preset)).parameters())
+    print(f"device {args.device}, {args.threads} threads, {args.preset} model ({n_params / 1e6:.1f} M parameters)\n")
     print("| size | pad mode | precision | implementation | tiles | median s | runs (s) | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|---|")
     for size, mode, precision, impl in runs:
         cmd = [sys.executable, __file__, "--child", size, mode, precision, impl, "--device", args.device,
-               "--threads", str(args.threads), "--repeats", str(1 if size == "12mp" else args.repeats)]
+               "--threads", str(args.threads), "--preset", args.preset, "--repeats", str(1 if size == "12mp" else args.repeats)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             reason = (proc.stderr.strip().splitlines() or ["failed"])[-1][:80]
