@@ -147,3 +147,113 @@ def test_list_metrics(capsys):
     assert run("--list-metrics") == 0
     printed = capsys.readouterr().out
     assert "stlpips_vgg" in printed and "niqe" in printed
+
+
+# --- several methods in one run -----------------------------------------------------------------
+
+@pytest.fixture
+def small(tmp_path):
+    """24×32 night/gt pairs and a tiny untrained checkpoint: enough to compare methods quickly."""
+    rng = np.random.default_rng(2)
+    for rel in ("x.png", "sub/y.png"):
+        gt = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+        _save(tmp_path / "gt" / rel, gt)
+        _save(tmp_path / "night" / rel, (gt * 0.2).astype(np.uint8))
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_weights(tmp_path):
+    import torch
+
+    import vqcnir
+    from vqcnir.nn.config import preset
+
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pth"
+    torch.save({"params": vqcnir.VQCNIR(preset("tiny")).state_dict()}, weights)
+    return weights
+
+
+def _main(*argv) -> int:
+    from vqcnir.cli import main
+
+    return main(["evaluate", "--no-progress", *map(str, argv)])
+
+
+def _means(path):
+    return json.loads(path.read_text())["mean"]
+
+
+def test_several_methods_are_restored_scored_and_compared(small, tiny_weights, capsys):
+    out = small / "eval"
+    code = run("--night", str(small / "night"), "--gt", str(small / "gt"), "--method", "identity, gamma",
+               "--weights", str(tiny_weights), "--metrics", "psnr,ssim", "--out", str(out))
+    assert code == 0
+    printed = capsys.readouterr().out
+    titles = ["night input (identity)", "gamma", f"VQCNIR ({tiny_weights})"]
+    for label in ("identity", "gamma", "model"):
+        assert (out / label / "restored" / "sub" / "y.png").is_file()
+        assert (out / label / "metrics.csv").is_file()
+    assert not (out / "restored").exists() and not (out / "metrics.json").exists()
+
+    doc = json.loads((out / "comparison.json").read_text())
+    assert list(doc["methods"]) == ["identity", "gamma", "model"]
+    assert doc["metrics"] == ["psnr", "ssim"] and doc["protocol"]["images"] == 2
+    assert doc["protocol"]["gt"] == str(small / "gt") and doc["protocol"]["crop"] == 0
+    assert doc["protocol"]["metrics"]["ssim"]["window"] == "Gaussian 11x11, sigma 1.5"
+    assert doc["methods"]["model"]["source"]["kind"] == "model"
+    assert doc["methods"]["gamma"]["source"]["method"] == "gamma"
+    for label in doc["methods"]:
+        assert doc["methods"][label]["mean"] == _means(out / label / "metrics.json")
+
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    assert [r["title"] for r in rows] == titles and [r["images"] for r in rows] == ["2"] * 3
+    assert float(rows[1]["psnr"]) == doc["methods"]["gamma"]["mean"]["psnr"]
+
+    md = (out / "comparison.md").read_text().splitlines()
+    assert md[0] == "| method | psnr ↑ | ssim ↑ | images |" and md[1].startswith("|:---|")
+    assert [line.split(" | ")[0] for line in md[2:]] == [f"| {t}" for t in titles]
+    identity = doc["methods"]["identity"]["mean"]
+    assert md[2] == f"| night input (identity) | {identity['psnr']:.2f} | {identity['ssim']:.4f} | 2 |"
+    assert all(t in printed for t in titles) and f"{identity['psnr']:.2f}" in printed
+
+    # the identity row is the night folder scored as it is
+    assert run("--restored", str(small / "night"), "--gt", str(small / "gt"), "--metrics", "psnr,ssim",
+               "--out", str(small / "direct")) == 0
+    assert _means(small / "direct" / "metrics.json") == identity
+
+
+def test_unknown_method_is_one_error_line(small, capsys):
+    assert _main("--night", small / "night", "--gt", small / "gt", "--method", "identity,gama",
+                 "--out", small / "eval") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+    assert "gama" in err[0] and "identity, gamma, clahe" in err[0]
+    assert not (small / "eval").exists()
+
+
+def test_missing_weights_is_one_error_line(small, capsys):
+    assert _main("--night", small / "night", "--gt", small / "gt", "--method", "identity",
+                 "--weights", small / "nope.pth", "--out", small / "eval") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nope.pth: no such file" in err[0]
+    assert not (small / "eval").exists()
+
+
+def test_rerun_refuses_before_restoring_anything(small):
+    out = small / "eval"
+    common = ("--night", str(small / "night"), "--gt", str(small / "gt"), "--method", "identity,gamma",
+              "--out", str(out))
+    assert run(*common) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(VQCNIRError, match="comparison.csv already exists.*--overwrite"):
+        run(*common, "--restored", str(small / "again"))
+    assert not (small / "again").exists()
+    with pytest.raises(VQCNIRError, match=r"identity/restored/sub/y.png already exists; point --restored"):
+        run(*common, "--overwrite")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert run(*common, "--restored", str(small / "again"), "--overwrite") == 0
+    assert (small / "again" / "gamma" / "x.png").is_file()
+    assert json.loads((out / "comparison.json").read_text())["methods"]["gamma"]["source"]["restored_to"] \
+        == str(small / "again" / "gamma")

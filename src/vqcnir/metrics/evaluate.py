@@ -234,18 +234,125 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}" if math.isfinite(v) else str(_plain(v))
 
 
-def write_outputs(ev: Evaluation, out: Path, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write ``metrics.csv`` and ``metrics.json`` into ``out``; refuse to replace files unless told."""
-    out = Path(out)
-    targets = (out / "metrics.csv", out / "metrics.json")
-    existing = [str(t) for t in targets if t.exists()]
+def refuse_existing(targets, overwrite: bool = False) -> None:
+    """Raise when one of ``targets`` exists and replacing it was not asked for."""
+    existing = [str(t) for t in targets if Path(t).exists()]
     if existing and not overwrite:
         raise VQCNIRError(f"{existing[0]} already exists; choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-    for target, text in zip(targets, (to_csv(ev), to_json(ev))):
+
+
+def _write_atomic(files: dict[Path, str], overwrite: bool) -> None:
+    refuse_existing(files, overwrite)
+    for target, text in files.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
+
+
+def output_paths(out: Path) -> tuple[Path, Path]:
+    """The files ``write_outputs`` writes into ``out``."""
+    return Path(out) / "metrics.csv", Path(out) / "metrics.json"
+
+
+def write_outputs(ev: Evaluation, out: Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write ``metrics.csv`` and ``metrics.json`` into ``out``; refuse to replace files unless told."""
+    targets = output_paths(out)
+    _write_atomic(dict(zip(targets, (to_csv(ev), to_json(ev)))), overwrite)
+    return targets
+
+
+# --- several methods side by side -------------------------------------------------------------
+
+def comparison_paths(out: Path) -> tuple[Path, Path, Path]:
+    """The files ``write_comparison`` writes into ``out``."""
+    return tuple(Path(out) / f"comparison.{ext}" for ext in ("csv", "json", "md"))
+
+
+def _cell(ev: Evaluation, metric: str) -> str:
+    if metric not in ev.means:
+        return "n/a"
+    v = ev.means[metric]
+    if not math.isfinite(v):
+        return str(_plain(v))
+    return f"{v:.2f}" if metric.startswith("psnr") else f"{v:.4f}"
+
+
+def comparison_metrics(evaluations: list[Evaluation]) -> list[str]:
+    """Metrics computed for any method, in the order asked."""
+    out: list[str] = []
+    for ev in evaluations:
+        out += [n for n in ev.metrics if n not in out]
+    return out
+
+
+def format_comparison(rows: list[tuple[str, Evaluation]], metrics: list[str], markdown: bool) -> str:
+    """One row per (title, evaluation): mean of every metric and the image count.
+
+    ``markdown`` gives a GitHub table (for a model card), otherwise aligned plain text.
+    """
+    arrows = [f"{n} {'↑' if registry.SPECS[n].higher_is_better else '↓'}" for n in metrics]
+    header = ["method", *arrows, "images"]
+    body = [[title, *(_cell(ev, n) for n in metrics), str(len(ev.rows))] for title, ev in rows]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [[r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:]))] for r in [header, *body]]
+    return "\n".join("  ".join(line).rstrip() for line in lines)
+
+
+def comparison_csv(rows: list[tuple[str, str, Evaluation]], metrics: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["method", "title", *metrics, "images"])
+    for label, title, ev in rows:
+        w.writerow([label, title, *(_text(ev.means[n]) if n in ev.means else "" for n in metrics), len(ev.rows)])
+    return buf.getvalue()
+
+
+def comparison_json(rows: list[tuple[str, str, Evaluation]], metrics: list[str], night: Path | None) -> str:
+    first = rows[0][2].protocol
+    protocol = {
+        "created_utc": first["created_utc"],
+        "night": str(night) if night is not None else None,
+        "gt": first["gt"],
+        "pairing": first["pairing"],
+        "images": first["images"],
+        "crop": first["crop"],
+        "device": first["device"],
+        "mean": first["mean"],
+        "packages": first["packages"],
+        "metrics": first["metrics"],
+        "unavailable": {k: v for _, _, ev in rows for k, v in ev.unavailable.items()},
+    }
+    methods = {
+        label: {"title": title, "source": ev.protocol["source"], "images": len(ev.rows),
+                "mean": {n: _plain(v) for n, v in ev.means.items()}}
+        for label, title, ev in rows
+    }
+    doc = {"protocol": protocol, "metrics": metrics, "methods": methods}
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def write_comparison(rows: list[tuple[str, str, Evaluation]], out: Path, night: Path | None = None,
+                     overwrite: bool = False) -> tuple[Path, Path, Path]:
+    """Write ``comparison.csv/json/md`` for (label, title, evaluation) rows, in the order given."""
+    metrics = comparison_metrics([ev for _, _, ev in rows])
+    targets = comparison_paths(out)
+    table = format_comparison([(title, ev) for _, title, ev in rows], metrics, markdown=True) + "\n"
+    texts = (comparison_csv(rows, metrics), comparison_json(rows, metrics, night), table)
+    _write_atomic(dict(zip(targets, texts)), overwrite)
+    return targets
+
+
+def restore_targets(night: Path, out: Path) -> list[tuple[Path, Path]]:
+    """(night file, output file) pairs for ``restore_folder``; raise if an output already exists."""
+    files = _listing(Path(night), "night")
+    targets = [(f, Path(out) / rel.with_suffix(".png")) for f, rel in files]
+    clash = [str(t) for _, t in targets if t.exists()]
+    if clash:
+        raise VQCNIRError(f"{clash[0]} already exists; point --restored at a new or empty folder")
     return targets
 
 
@@ -256,12 +363,7 @@ def restore_folder(night: Path, out: Path, restorer: Callable[[torch.Tensor], to
     Results go to ``out`` under the same relative paths, as 8-bit PNG. Existing files are never
     replaced. Returns the number of images written.
     """
-    files = _listing(Path(night), "night")
-    out = Path(out)
-    targets = [(f, out / rel.with_suffix(".png")) for f, rel in files]
-    clash = [str(t) for _, t in targets if t.exists()]
-    if clash:
-        raise VQCNIRError(f"{clash[0]} already exists; point --restored at a new or empty folder")
+    targets = restore_targets(night, out)
     for f, target in tqdm(targets, desc=desc, unit="img", disable=not progress):
         x = read_rgb(f)
         y = restorer(x)
