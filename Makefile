@@ -11,15 +11,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Restores the bundled sample night photos into results/. No trained model ships with vqcnir
-# yet, so point WEIGHTS at a checkpoint (the authors' VQCNIR_LOLBlur_G.pth or one of yours).
+# Restores the bundled sample night photos with the bundled default model into results/, and
+# writes results/side_by_side.jpg (night | restored | ground truth). Re-running replaces them.
 demo: $(STAMP)
-ifeq ($(WEIGHTS),)
-	@echo "No trained model is bundled with vqcnir yet, so there is nothing to restore the samples with."
-	@echo "Run: make demo WEIGHTS=path/to/VQCNIR_LOLBlur_G.pth   (or a stage-2 checkpoint from 'vqcnir train')"
-else
-	$(VENV)/bin/vqcnir restore samples/night -o results --weights $(WEIGHTS)
-endif
+	$(VENV)/bin/vqcnir restore samples/night -o results --overwrite \
+		--side-by-side results/side_by_side.jpg --gt samples/gt
 
 test: $(STAMP)
 	$(PY) -m pytest -q

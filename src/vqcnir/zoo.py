@@ -22,7 +22,7 @@ class ModelEntry:
     name: str
     summary: str
     preset: str                       # VQCNIRConfig preset the weights were trained with
-    filename: str | None = None       # file in vqcnir/weights/, None when not bundled
+    filename: str | None = None       # file in vqcnir/bundled/, None when not bundled
     obtain: str = ""                  # how to get the weights when they are not bundled
     scores: dict[str, float] = field(default_factory=dict)
     scored_on: str = ""
@@ -55,7 +55,7 @@ def bundled_path(entry: ModelEntry) -> Path:
     """Where a bundled model's file sits inside the installed package."""
     if entry.filename is None:
         raise VQCNIRError(f"model '{entry.name}' is not bundled: {entry.obtain}")
-    return Path(str(resources.files("vqcnir") / "weights" / entry.filename))
+    return Path(str(resources.files("vqcnir") / "bundled" / entry.filename))
 
 
 def resolve_weights(spec: str | os.PathLike | None) -> Path:
