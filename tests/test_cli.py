@@ -155,6 +155,26 @@ def test_convert_command(tmp_path, weights, capsys):
     assert run("convert", weights, tmp_path / "tiny.pth") == 2  # exists, not overwritten
 
 
+def test_convert_to_fp16_halves_the_file_and_still_restores(tmp_path, weights, photos):
+    from vqcnir.weights import read_checkpoint
+
+    half = tmp_path / "tiny16.safetensors"
+    assert run("convert", weights, half, "--dtype", "fp16") == 0
+    state, config = read_checkpoint(half)
+    assert config is not None and all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert half.stat().st_size < 0.6 * weights.stat().st_size
+    assert run("restore", photos / "a.png", "-o", tmp_path / "out", "--weights", half) == 0
+
+
+def test_convert_refuses_values_fp16_cannot_hold(tmp_path, capsys):
+    big = tmp_path / "big.safetensors"
+    state = VQCNIR(preset("tiny")).state_dict()
+    next(v for v in state.values() if v.is_floating_point()).fill_(1e6)
+    save_checkpoint(big, state, preset("tiny"))
+    assert run("convert", big, tmp_path / "b16.safetensors", "--dtype", "fp16") == 2
+    assert "beyond" in capsys.readouterr().err and not (tmp_path / "b16.safetensors").exists()
+
+
 def test_real_process_prints_no_traceback(tmp_path, weights):
     result = subprocess.run(
         [sys.executable, "-m", "vqcnir", "restore", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o"),

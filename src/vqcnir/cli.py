@@ -151,13 +151,18 @@ def _add_convert(subparsers) -> None:
     p.add_argument("src", type=Path, metavar="IN")
     p.add_argument("dst", type=Path, metavar="OUT")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None,
+                   help="store the weights in this precision (fp16: half the size); default: as they are")
     p.set_defaults(func=_run_convert)
 
 
 def _run_convert(args) -> int:
+    import torch
+
     from .weights import convert
 
-    state = convert(args.src, args.dst, overwrite=args.overwrite)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(args.dtype)
+    state = convert(args.src, args.dst, overwrite=args.overwrite, dtype=dtype)
     print(f"wrote {args.dst} ({len(state)} tensors, {sum(v.numel() for v in state.values()):,} values)")
     return 0
 

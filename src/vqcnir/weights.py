@@ -171,8 +171,12 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, torch.Tensor], con
             torch.save(payload, tmp)
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> dict[str, torch.Tensor]:
-    """Convert between ``.pth`` and ``.safetensors`` (either direction), keeping the config."""
+def convert(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False,
+            dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Convert between ``.pth`` and ``.safetensors`` (either direction), keeping the config.
+
+    ``dtype`` (e.g. ``torch.float16``, half the size) casts the floating-point tensors; a value
+    the dtype cannot hold is refused rather than silently turned into infinity."""
     src, dst = Path(src), Path(dst)
     _format_of(dst)
     if dst.exists() and dst.resolve() == src.resolve():
@@ -182,5 +186,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = Fa
     state, config = read_checkpoint(src)
     if config is None:
         config = infer_config(state).to_dict()
-    save_checkpoint(dst, state, config)
+    if dtype is not None and dtype.is_floating_point:
+        limit = torch.finfo(dtype).max
+        for name, value in state.items():
+            if value.is_floating_point() and value.abs().max() > limit:
+                raise VQCNIRError(f"{src}: {name} holds values beyond {dtype} range ({limit:g}); keep fp32")
+    save_checkpoint(dst, state, config, dtype=dtype)
     return state
