@@ -9,6 +9,7 @@ Each baseline maps an H×W×3 float RGB image in [0, 1] to the same; none is lea
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -49,7 +50,9 @@ def clahe(night: np.ndarray, clip_limit: float = 0.01, denoise_weight: float = 0
     lab = color.rgb2lab(x)
     lightness = np.clip(lab[..., 0] / 100.0, 0.0, 1.0)
     lab[..., 0] = exposure.equalize_adapthist(lightness, clip_limit=clip_limit) * 100.0
-    out = np.clip(color.lab2rgb(lab), 0.0, 1.0)
+    with warnings.catch_warnings():  # out-of-gamut colours are clipped on purpose, right here
+        warnings.filterwarnings("ignore", message="Conversion from CIE-LAB")
+        out = np.clip(color.lab2rgb(lab), 0.0, 1.0)
     out = restoration.denoise_tv_chambolle(out, weight=denoise_weight, channel_axis=-1)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
