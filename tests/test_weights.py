@@ -102,3 +102,13 @@ def test_bad_checkpoint_files(tmp_path, name, content, match):
         path.write_bytes(content)
     with pytest.raises(VQCNIRError, match=match):
         read_checkpoint(path)
+
+
+def test_saved_checkpoint_has_ordinary_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = tmp_path / "w.safetensors"
+    save_checkpoint(path, {"x": torch.zeros(2)}, None)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
