@@ -36,7 +36,7 @@ MODELS: dict[str, ModelEntry] = {
         preset="small",
         filename="vqcnir-small-night.safetensors",
         scores={},
-        scored_on="held-out synthetic test split (6 photos never seen in training), README 'Default model'",
+        scored_on="held-out synthetic test split, 48 frames from photos never used in training (MODEL_CARD.md)",
     ),
     "paper": ModelEntry(
         name="paper",

@@ -1,0 +1,66 @@
+"""The bundled default model ships with the package, loads, and restores the sample night photos."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import vqcnir
+from vqcnir.cli import main
+from vqcnir.imageio import read_image
+from vqcnir.metrics import psnr, ssim
+from vqcnir.nn import preset
+from vqcnir.zoo import MODELS, resolve_weights
+
+SAMPLES = Path(__file__).parents[1] / "samples"
+NAMES = sorted(p.name for p in (SAMPLES / "night").glob("*.png"))
+
+# Measured with the bundled weights (MODEL_CARD.md, "Samples"): mean PSNR 17.76 dB against
+# ground truth, from 12.47 dB for the night inputs; SSIM rises on every sample, by 0.04 to
+# 0.35. The floors leave room for other CPUs and library versions, not for a worse model.
+MEAN_PSNR_FLOOR = 17.0
+MEAN_GAIN_FLOOR = 4.5
+SSIM_GAIN_FLOOR_EACH = 0.03
+
+
+def _tensor(path: Path) -> torch.Tensor:
+    return torch.from_numpy(read_image(path).rgb).permute(2, 0, 1)[None]
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return vqcnir.load_model(device="cpu")
+
+
+def test_bundled_file_is_a_small_safetensors_with_its_config():
+    from safetensors import safe_open
+
+    path = resolve_weights(None)
+    assert path.name == MODELS["default"].filename and path.suffix == ".safetensors"
+    assert path.stat().st_size <= 25 * 2**20
+    with safe_open(str(path), framework="pt") as f:
+        stored = json.loads(f.metadata()["vqcnir_config"])
+    assert stored == preset("small").to_dict()
+
+
+def test_default_model_restores_every_sample_above_the_floor(default_model):
+    gains, scores, ssim_gains = [], [], []
+    for name in NAMES:
+        night, gt = _tensor(SAMPLES / "night" / name), _tensor(SAMPLES / "gt" / name)
+        restored = vqcnir.restore(default_model, night).clamp(0, 1)
+        assert restored.shape == night.shape
+        score = float(psnr(restored, gt))
+        scores.append(score)
+        gains.append(score - float(psnr(night, gt)))
+        ssim_gains.append(float(ssim(restored, gt)) - float(ssim(night, gt)))
+    assert sum(scores) / len(scores) >= MEAN_PSNR_FLOOR, dict(zip(NAMES, scores))
+    assert sum(gains) / len(gains) >= MEAN_GAIN_FLOOR, dict(zip(NAMES, gains))
+    assert min(ssim_gains) >= SSIM_GAIN_FLOOR_EACH, dict(zip(NAMES, ssim_gains))
+
+
+def test_restore_without_weights_uses_the_default_model(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["restore", str(SAMPLES / "night" / NAMES[0]), "-o", str(out)]) == 0
+    assert (out / NAMES[0]).is_file()
+    assert "restored 1" in capsys.readouterr().out
