@@ -26,15 +26,21 @@ def _save(path, array):
     Image.fromarray(array).save(path)
 
 
+def _pairs(root, names, shape, seed, darken, restored=False):
+    """Random ground truths, night = gt * darken, and optionally noisy 'restored' copies."""
+    rng = np.random.default_rng(seed)
+    for rel in names:
+        gt = (rng.random(shape) * 255).astype(np.uint8)
+        _save(root / "gt" / rel, gt)
+        _save(root / "night" / rel, (gt * darken).astype(np.uint8))
+        if restored:
+            noisy = np.clip(gt.astype(int) + rng.integers(-8, 9, gt.shape), 0, 255).astype(np.uint8)
+            _save(root / "restored" / rel, noisy)
+
+
 @pytest.fixture
 def folders(tmp_path):
-    rng = np.random.default_rng(0)
-    for rel in ("a.png", "sub/b.png"):
-        gt = (rng.random((100, 200, 3)) * 255).astype(np.uint8)
-        _save(tmp_path / "gt" / rel, gt)
-        _save(tmp_path / "night" / rel, (gt * 0.15).astype(np.uint8))
-        noisy = np.clip(gt.astype(int) + rng.integers(-8, 9, gt.shape), 0, 255).astype(np.uint8)
-        _save(tmp_path / "restored" / rel, noisy)
+    _pairs(tmp_path, ("a.png", "sub/b.png"), (100, 200, 3), seed=0, darken=0.15, restored=True)
     return tmp_path
 
 
@@ -154,11 +160,7 @@ def test_list_metrics(capsys):
 @pytest.fixture
 def small(tmp_path):
     """24×32 night/gt pairs and a tiny untrained checkpoint: enough to compare methods quickly."""
-    rng = np.random.default_rng(2)
-    for rel in ("x.png", "sub/y.png"):
-        gt = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
-        _save(tmp_path / "gt" / rel, gt)
-        _save(tmp_path / "night" / rel, (gt * 0.2).astype(np.uint8))
+    _pairs(tmp_path, ("x.png", "sub/y.png"), (24, 32, 3), seed=2, darken=0.2)
     return tmp_path
 
 
