@@ -135,7 +135,9 @@ def _check_side_by_side(args) -> None:
         return
     if args.gt is not None and not args.gt.is_dir():
         raise VQCNIRError(f"--gt {args.gt}: not a folder")
-    if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
+    from .imageio import IMAGE_EXTENSIONS
+
+    if target.suffix.lower() not in IMAGE_EXTENSIONS:
         raise VQCNIRError(f"--side-by-side {target}: use an image extension (.jpg, .png, ...)")
     if target.is_dir():
         raise VQCNIRError(f"--side-by-side {target}: is a folder; give a file name")

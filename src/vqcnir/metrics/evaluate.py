@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..errors import VQCNIRError
 from . import registry
 from ._io import list_folder, read_rgb, write_rgb
@@ -244,10 +245,8 @@ def refuse_existing(targets, overwrite: bool = False) -> None:
 def _write_atomic(files: dict[Path, str], overwrite: bool) -> None:
     refuse_existing(files, overwrite)
     for target, text in files.items():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
+        with atomic_path(target) as tmp:
+            tmp.write_text(text, encoding="utf-8")
 
 
 def output_paths(out: Path) -> tuple[Path, Path]:
