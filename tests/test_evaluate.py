@@ -259,3 +259,48 @@ def test_rerun_refuses_before_restoring_anything(small):
     assert (small / "again" / "gamma" / "x.png").is_file()
     assert json.loads((out / "comparison.json").read_text())["methods"]["gamma"]["source"]["restored_to"] \
         == str(small / "again" / "gamma")
+
+
+# --- GT-mean: brightness taken from the ground truth --------------------------------------------
+
+def test_match_gt_mean_scales_luma_to_the_ground_truth():
+    import torch
+
+    from vqcnir.metrics.evaluate import match_gt_mean
+
+    gt = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.8
+    dim = gt * 0.5
+    matched = match_gt_mean(dim, gt)
+    assert torch.allclose(matched, gt, atol=1e-6)  # a pure exposure error disappears
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    bright = match_gt_mean(torch.full_like(gt, 0.9), gt * 0.2)
+    assert torch.allclose((bright * luma).sum(1).mean(), (gt * 0.2 * luma).sum(1).mean(), atol=1e-6)
+    black = torch.zeros_like(gt)
+    assert torch.equal(match_gt_mean(black, gt), black)  # nothing to scale: scored as it is
+
+
+def test_gt_mean_scores_a_darkened_copy_as_exact(folders, capsys):
+    out = folders / "gtmean"
+    args = ("--restored", str(folders / "night"), "--gt", str(folders / "gt"), "--metrics", "psnr")
+    assert run(*args, "--out", str(folders / "plain")) == 0
+    assert run(*args, "--gt-mean", "--out", str(out)) == 0
+    assert "GT-mean" in capsys.readouterr().out
+    plain, matched = _means(folders / "plain" / "metrics.json"), _means(out / "metrics.json")
+    # night = gt * 0.15 (rounded to 8 bits): only rounding is left once the exposure is matched
+    assert plain["psnr"] < 10 and matched["psnr"] > 25
+    assert "BT.601" in json.loads((out / "metrics.json").read_text())["protocol"]["gt_mean"]
+
+
+def test_gt_mean_without_gt_refuses_before_restoring(small):
+    out = small / "eval"
+    with pytest.raises(VQCNIRError, match="--gt-mean.*--gt"):
+        run("--night", str(small / "night"), "--method", "gamma", "--gt-mean", "--out", str(out))
+    assert not out.exists()
+
+
+def test_gt_mean_comparison_says_so(small, capsys):
+    out = small / "eval"
+    assert run("--night", str(small / "night"), "--gt", str(small / "gt"), "--method", "identity,gamma",
+               "--metrics", "psnr", "--gt-mean", "--out", str(out)) == 0
+    assert "GT-mean:" in (out / "comparison.md").read_text()
+    assert json.loads((out / "comparison.json").read_text())["protocol"]["gt_mean"]

@@ -22,6 +22,7 @@ _EPILOG = """examples:
   vqcnir evaluate --night test/low --gt test/high --method clahe --out eval_clahe
   vqcnir evaluate --night test/low --gt test/high --weights model.pth --out eval_model
   vqcnir evaluate --night test/low --gt test/high --method identity,gamma,clahe --weights default --metrics psnr,ssim,stlpips_vgg --out eval/
+  vqcnir evaluate --night test/low --gt test/high --method gamma --weights default --gt-mean --out eval_gtmean/
   vqcnir evaluate --list-metrics
 
 exit status: 0 when every requested metric was computed, 3 when some could not run here
@@ -46,6 +47,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="comma-separated metric names (default: psnr,ssim with --gt, else niqe); "
                         "see --list-metrics")
     p.add_argument("--crop", type=int, default=0, help="pixels removed at every border first (default 0)")
+    p.add_argument("--gt-mean", action="store_true",
+                   help="scale each restored image to its ground truth's mean brightness before scoring "
+                        "(the \"GT-mean\" protocol of low-light papers: scores without global exposure)")
     p.add_argument("--night", type=Path, help="night images to restore first (with --weights or --method)")
     p.add_argument("--weights", metavar="NAME|PATH",
                    help="VQCNIR model (name from `vqcnir models`, or a checkpoint) used to restore --night")
@@ -197,6 +201,13 @@ def _check_clashes(methods: list[_Method], args) -> None:
         restore_targets(args.night, m.restored)
 
 
+def _print_gt_mean_note(args) -> None:
+    if args.gt_mean:
+        from .evaluate import GT_MEAN_PROTOCOL
+
+        print(f"GT-mean: {GT_MEAN_PROTOCOL}")
+
+
 def _restore_and_score(methods: list[_Method], args, names, device: str) -> list:
     from .evaluate import evaluate_folders, restore_folder, write_outputs
 
@@ -205,7 +216,7 @@ def _restore_and_score(methods: list[_Method], args, names, device: str) -> list
     for m, restorer in zip(methods, restorers):
         restore_folder(args.night, m.restored, restorer, progress=not args.no_progress, desc=m.label)
         ev = evaluate_folders(m.restored, args.gt, names, crop=args.crop, device=device,
-                              progress=not args.no_progress, source=m.source)
+                              progress=not args.no_progress, source=m.source, gt_mean=args.gt_mean)
         csv_path, json_path = write_outputs(ev, m.out, overwrite=args.overwrite)
         print(f"wrote {csv_path} and {json_path}", file=sys.stderr)
         evaluations.append(ev)
@@ -225,6 +236,7 @@ def _from_night(args, names, device: str) -> int:
     evaluations = _restore_and_score(methods, args, names, device)
     if len(methods) == 1:
         print(format_table(evaluations[0], per_image=args.per_image))
+        _print_gt_mean_note(args)
         return EXIT_UNAVAILABLE if evaluations[0].unavailable else 0
     rows = [(m.label, m.title, ev) for m, ev in zip(methods, evaluations)]
     paths = write_comparison(rows, args.out, night=args.night, overwrite=args.overwrite)
@@ -233,6 +245,7 @@ def _from_night(args, names, device: str) -> int:
             print(f"{m.title}\n{format_table(ev, per_image=True)}\n")
     table_rows = [(title, ev) for _, title, ev in rows]
     print(format_comparison(table_rows, comparison_metrics(evaluations), markdown=False))
+    _print_gt_mean_note(args)
     for n, reason in {k: v for ev in evaluations for k, v in ev.unavailable.items()}.items():
         print(f"{n}: unavailable: {reason}")
     print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
@@ -251,6 +264,8 @@ def handler(args: argparse.Namespace) -> int:
         os.environ[ENV_WEIGHTS] = str(args.pyiqa_weights)
     device = _device(args.device)
     names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if args.gt_mean and args.gt is None:  # refuse before restoring anything
+        raise VQCNIRError("--gt-mean takes each image's brightness from its ground truth: give --gt DIR")
     if args.night is not None:
         return _from_night(args, names, device)
     if args.weights is not None or args.method is not None:
@@ -258,8 +273,9 @@ def handler(args: argparse.Namespace) -> int:
     if args.restored is None:
         raise VQCNIRError("give --restored DIR (or --night DIR with --weights/--method)")
     ev = evaluate_folders(args.restored, args.gt, names, crop=args.crop, device=device,
-                          progress=not args.no_progress, source={"kind": "folder"})
+                          progress=not args.no_progress, source={"kind": "folder"}, gt_mean=args.gt_mean)
     csv_path, json_path = write_outputs(ev, args.out, overwrite=args.overwrite)
     print(format_table(ev, per_image=args.per_image))
+    _print_gt_mean_note(args)
     print(f"wrote {csv_path} and {json_path}", file=sys.stderr)
     return EXIT_UNAVAILABLE if ev.unavailable else 0

@@ -23,6 +23,11 @@ from . import registry
 from ._io import list_folder, read_rgb, write_rgb
 from .errors import MetricUnavailable
 
+# ITU-R BT.601 luma weights (OpenCV's RGB2GRAY), as the "GT-mean" protocol of low-light papers uses
+_LUMA = (0.299, 0.587, 0.114)
+GT_MEAN_PROTOCOL = ("each restored image scaled by mean_luma(gt) / mean_luma(restored) (BT.601 luma) "
+                    "and clipped to [0, 1] before scoring")
+
 _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-image", "lpips", "stlpips-pytorch", "pyiqa")
 
 
@@ -119,18 +124,36 @@ def resolve_metrics(names: list[str] | None, has_gt: bool) -> list[str]:
     return out
 
 
+def match_gt_mean(restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """``restored`` scaled so its mean luma equals ``gt``'s, clipped to [0, 1].
+
+    Synthetic night pairs darken every photo to a random exposure, so how bright the original was
+    cannot be read from the input; this protocol ("GT-mean" in LLFlow and Retinexformer) takes
+    global brightness out of the score and leaves structure, noise and colour. A black output
+    cannot be scaled and is scored as it is.
+    """
+    luma = restored.new_tensor(_LUMA).view(1, 3, 1, 1)
+    mean_restored = (restored * luma).sum(1).mean()
+    if mean_restored <= 0:
+        return restored
+    return (restored * ((gt * luma).sum(1).mean() / mean_restored)).clamp(0, 1)
+
+
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
 def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] | None = None, *,
                      crop: int = 0, device: str = "cpu", progress: bool = True,
-                     source: dict | None = None) -> Evaluation:
-    """Score every image; metrics that cannot run here are listed in ``unavailable``."""
+                     source: dict | None = None, gt_mean: bool = False) -> Evaluation:
+    """Score every image; metrics that cannot run here are listed in ``unavailable``.
+    ``gt_mean`` scores each image after ``match_gt_mean`` (brightness taken from the ground truth)."""
     restored, gt = Path(restored), (Path(gt) if gt is not None else None)
     names = resolve_metrics(metrics, gt is not None)
     if crop < 0:
         raise VQCNIRError(f"--crop must be >= 0, got {crop}")
+    if gt_mean and gt is None:
+        raise VQCNIRError("--gt-mean takes each image's brightness from its ground truth: give --gt DIR")
     pairs = pair_folders(restored, gt)
     unavailable: dict[str, str] = {}
     scorers: dict[str, Callable] = {}
@@ -153,6 +176,8 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
                 raise VQCNIRError(f"{rel}: --crop {crop} leaves nothing of a {r.shape[-1]}×{r.shape[-2]} image")
             r = r[..., crop:-crop, crop:-crop]
             g = g[..., crop:-crop, crop:-crop] if g is not None else None
+        if gt_mean:
+            r = match_gt_mean(r, g)
         r = r.to(device)
         g = g.to(device) if g is not None else None
         row: dict = {"image": rel}
@@ -171,6 +196,7 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
         "pairing": "relative path (file extension may differ)" if gt is not None else None,
         "images": len(rows),
         "crop": crop,
+        "gt_mean": GT_MEAN_PROTOCOL if gt_mean else False,
         "device": str(device),
         "source": source or {"kind": "folder"},
         "mean": "arithmetic mean over images; inf if any image is inf",
@@ -319,6 +345,7 @@ def comparison_json(rows: list[tuple[str, str, Evaluation]], metrics: list[str],
         "pairing": first["pairing"],
         "images": first["images"],
         "crop": first["crop"],
+        "gt_mean": first["gt_mean"],
         "device": first["device"],
         "mean": first["mean"],
         "packages": first["packages"],
@@ -340,6 +367,8 @@ def write_comparison(rows: list[tuple[str, str, Evaluation]], out: Path, night: 
     metrics = comparison_metrics([ev for _, _, ev in rows])
     targets = comparison_paths(out)
     table = format_comparison([(title, ev) for _, title, ev in rows], metrics, markdown=True) + "\n"
+    if rows[0][2].protocol["gt_mean"]:
+        table += f"\nGT-mean: {GT_MEAN_PROTOCOL}.\n"
     texts = (comparison_csv(rows, metrics), comparison_json(rows, metrics, night), table)
     _write_atomic(dict(zip(targets, texts)), overwrite)
     return targets
