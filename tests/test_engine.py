@@ -8,7 +8,7 @@ from torch import nn
 import vqcnir
 from vqcnir.engine import (
     RestoreOptions, TilePlan, auto_tile_plan, choose_device, count_tiles, forward_padded,
-    minimal_padding, mirror_pad, release_padding, restore_tensor, restore_tiled, tile_starts,
+    minimal_padding, mirror_pad, release_padding, resolve_pad_mode, restore_tensor, restore_tiled, tile_starts,
 )
 from vqcnir.errors import VQCNIRError
 from vqcnir.nn import preset
@@ -162,3 +162,28 @@ def test_api_rejects_bad_images(tiny_model):
         vqcnir.restore(tiny_model, np.zeros((8, 8, 3), np.float64))
     with pytest.raises(VQCNIRError, match="H x W"):
         vqcnir.restore(tiny_model, np.zeros((8, 8, 5), np.uint8))
+
+
+def test_auto_padding_is_release_only_for_the_paper_network():
+    from types import SimpleNamespace
+
+    from vqcnir.nn.config import VQCNIRConfig
+
+    assert resolve_pad_mode(SimpleNamespace(config=VQCNIRConfig()), "auto") == "release"
+    assert resolve_pad_mode(SimpleNamespace(config=preset("small")), "auto") == "minimal"
+    assert resolve_pad_mode(SimpleNamespace(config=preset("small")), "release") == "release"
+    with pytest.raises(VQCNIRError, match="unknown pad mode"):
+        resolve_pad_mode(SimpleNamespace(config=preset("small")), "reflect")
+
+
+def test_auto_padding_pads_a_small_network_to_a_multiple_of_8_only():
+    seen = []
+
+    class Recorder(LocalModel):
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            return super().forward(x)
+
+    x = torch.rand(1, 3, 60, 64)
+    y = forward_padded(Recorder(), x)  # pad mode "auto" by default
+    assert seen == [(64, 64)] and y.shape == x.shape  # release padding would give 64x128

@@ -33,9 +33,10 @@ def _add_restore(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                    help="compute precision (bf16/fp16 only where the device supports them)")
-    p.add_argument("--pad-mode", default="release", choices=("release", "minimal"),
-                   help="release: always pad 1-64 px like the authors' code (parity, default); "
-                        "minimal: pad only to the next multiple of 8 (faster)")
+    p.add_argument("--pad-mode", default="auto", choices=("auto", "release", "minimal"),
+                   help="release: always pad 1-64 px like the authors' code (parity); minimal: pad only "
+                        "to the next multiple of 8 (faster); auto (default): release for the paper-size "
+                        "network, minimal for smaller ones")
     p.add_argument("--tile", type=int, default=None,
                    help="tile size in px (default: chosen from --memory-budget; 0 = never tile)")
     p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (default 32)")

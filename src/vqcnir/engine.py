@@ -16,7 +16,8 @@ from .errors import VQCNIRError
 
 # "release": always add 1-64 px to reach a multiple of 64, as the authors' test() does (parity).
 # "minimal": pad only up to the next multiple of 8, which the network needs.
-PAD_MODES = ("release", "minimal")
+# "auto": release for the paper-size network (the authors' weights), minimal for other sizes.
+PAD_MODES = ("auto", "release", "minimal")
 PRECISIONS = ("fp32", "bf16", "fp16")
 _NETWORK_MULTIPLE = 8
 _RELEASE_WINDOW = 64
@@ -108,10 +109,22 @@ def mirror_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
     return x
 
 
-def forward_padded(model: torch.nn.Module, x: torch.Tensor, pad_mode: str = "release") -> torch.Tensor:
-    """Pad, run the network, crop back to the input size."""
+def resolve_pad_mode(model: torch.nn.Module, pad_mode: str) -> str:
+    """``auto`` -> ``release`` for the paper's network size, so the authors' checkpoint gives their
+    numbers; ``minimal`` otherwise: our own models never saw the release's extra border, and a
+    1 MP photo runs about 20 % faster without it."""
     if pad_mode not in PAD_MODES:
         raise VQCNIRError(f"unknown pad mode {pad_mode!r}; choose one of {', '.join(PAD_MODES)}")
+    if pad_mode != "auto":
+        return pad_mode
+    from .nn.config import VQCNIRConfig
+
+    return "release" if getattr(model, "config", None) == VQCNIRConfig() else "minimal"
+
+
+def forward_padded(model: torch.nn.Module, x: torch.Tensor, pad_mode: str = "auto") -> torch.Tensor:
+    """Pad, run the network, crop back to the input size."""
+    pad_mode = resolve_pad_mode(model, pad_mode)
     h, w = x.shape[-2:]
     pad = release_padding if pad_mode == "release" else minimal_padding
     y = model(mirror_pad(x, pad(h), pad(w)))
@@ -198,7 +211,7 @@ def _available_ram() -> float:
         return 4 * 2**30
 
 
-def restore_tiled(model, x: torch.Tensor, plan: TilePlan, pad_mode: str = "release", progress=None) -> torch.Tensor:
+def restore_tiled(model, x: torch.Tensor, plan: TilePlan, pad_mode: str = "auto", progress=None) -> torch.Tensor:
     """Restore overlapping tiles and blend them with smooth weights (no visible seams).
 
     Tiles are restored independently, so global operations (D's channel attention, AIEM's
@@ -233,7 +246,7 @@ def count_tiles(h: int, w: int, plan: TilePlan | None) -> int:
 # ----------------------------------------------------------------------------- public entry
 @dataclass
 class RestoreOptions:
-    pad_mode: str = "release"
+    pad_mode: str = "auto"
     precision: str = "fp32"
     tile: int | None = None  # None = choose from the memory budget; 0 = never tile
     tile_overlap: int = 32
