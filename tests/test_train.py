@@ -172,6 +172,29 @@ def test_stage2_ablation_on_paired_folders(tmp_path):
     assert torch.equal(state["out_conv.weight"], stage1["out_conv.weight"])
 
 
+def test_stage2_init_from_takes_trained_parts_but_keeps_stage1_codebook(tmp_path):
+    run_training(tiny(1, tmp_path, "train.total_iter=2", "val.every=2", "logging.save_every=2"), device="cpu")
+    ckpt1 = tmp_path / "tiny-stage1" / "models" / "net_g_latest.pth"
+    start = f"stage2.stage1_checkpoint={ckpt1.as_posix()}"
+    run_training(tiny(2, tmp_path, "name=first", "train.total_iter=2", "val.every=2", "logging.save_every=2",
+                      start), device="cpu")
+    earlier = params(tmp_path / "first" / "models" / "net_g_latest.pth", "params_ema")
+    # a stage 1 that moved on since: its codebook and G must win over the earlier run's copies
+    moved = ckpt1.with_name("moved.pth")
+    data = torch.load(ckpt1, map_location="cpu", weights_only=True)
+    data["params_ema"] = {k: v + 1 if k.startswith(FROZEN_STAGE2) else v for k, v in data["params_ema"].items()}
+    torch.save(data, moved)
+    init = f"stage2.init_from={(tmp_path / 'first' / 'models' / 'net_g_latest.pth').as_posix()}"
+    net = Trainer(tiny(2, tmp_path, "name=second", f"stage2.stage1_checkpoint={moved.as_posix()}", init),
+                  device="cpu").net.state_dict()
+    moved_state = data["params_ema"]
+    for k, v in net.items():
+        expected = moved_state[k] if k.startswith(FROZEN_STAGE2) else earlier[k]
+        assert torch.equal(v, expected), k
+    with pytest.raises(VQCNIRError, match="not a stage-2 checkpoint"):
+        Trainer(tiny(2, tmp_path, "name=third", start, f"stage2.init_from={ckpt1.as_posix()}"), device="cpu")
+
+
 def test_stage2_refuses_a_wrong_start(tmp_path):
     with pytest.raises(VQCNIRError, match="not found"):
         Trainer(tiny(2, tmp_path, "stage2.stage1_checkpoint=missing.pth"), device="cpu")

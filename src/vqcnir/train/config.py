@@ -122,6 +122,9 @@ class CodebookSection:
 class Stage2Section:
     stage1_checkpoint: Optional[str] = None  # required for stage 2
     freeze_out_conv: bool = False
+    # optional stage-2 checkpoint of the same size whose trained parts (encoder, AIEM, D, out_conv)
+    # start this run: fine-tune a restorer against a retrained or longer-trained stage 1
+    init_from: Optional[str] = None
 
 
 @dataclass

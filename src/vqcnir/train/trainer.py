@@ -199,6 +199,8 @@ class Trainer:
         else:
             self.net = VQCNIR(self.net_config)
             self._init_from_stage1()
+            if cfg.stage2.init_from:
+                self._init_from_stage2(cfg.stage2.init_from)
             self.hq = VQGAN(self._stage1_config)
             self.hq.load_state_dict(self._stage1_state, strict=True)
             self.hq.requires_grad_(False).eval().to(dev)
@@ -237,6 +239,20 @@ class Trainer:
             raise VQCNIRError(f"{self.cfg.stage2.stage1_checkpoint}: does not fit the stage-2 network "
                               f"(e.g. {', '.join(bad)})")
         self.net.load_state_dict(state, strict=False)
+
+    def _init_from_stage2(self, path: str) -> None:
+        """Start the trained parts from an earlier stage-2 checkpoint; the frozen codebook and
+        decoder G stay those of stage1_checkpoint (they are what this run restores against)."""
+        state, _ = read_checkpoint(path)
+        expected = self.net.state_dict()
+        trained = [k for k in expected if not k.startswith(FROZEN_STAGE2)]
+        missing = [k for k in trained if k not in state]
+        wrong = [k for k in trained if k in state and state[k].shape != expected[k].shape]
+        if missing or wrong:
+            what = "is not a stage-2 checkpoint of this network size" if missing else "has other widths"
+            raise VQCNIRError(f"stage2.init_from {path}: {what} (e.g. {', '.join((missing + wrong)[:3])})")
+        self.net.load_state_dict({k: state[k] for k in trained}, strict=False)
+        self.init_note = f"trained parts initialised from {path}; codebook and G from stage 1"
 
     def _build_losses(self) -> None:
         w = self.cfg.train.losses
@@ -294,6 +310,8 @@ class Trainer:
                  f"{self.dist.world} process(es) on {self.device.type}, {self.precision}, global batch "
                  f"{self.cfg.data.batch_size} x {self.cfg.data.crop}², perceptual loss: {self.perceptual_kind}, "
                  f"{len(self.train_set)} training / {len(self.val_set)} validation items")
+        if getattr(self, "init_note", None) and not self.start_iter:
+            self.log(self.init_note)
         if self.start_iter:
             self.log(f"resumed from {self.resumed_from} at iteration {self.start_iter}")
             for p in getattr(self, "broken_states", []):
