@@ -35,7 +35,7 @@ MODELS: dict[str, ModelEntry] = {
                 "free wallpaper and scikit-image photos (bundled)",
         preset="small",
         filename="vqcnir-small-night.safetensors",
-        scores={"psnr": 18.34, "ssim": 0.6154, "stlpips_alex": 0.4626},
+        scores={"psnr": 19.49, "ssim": 0.6109, "stlpips_alex": 0.3809},
         scored_on="held-out synthetic test split, 48 frames from photos never used in training (MODEL_CARD.md)",
     ),
     "paper": ModelEntry(
