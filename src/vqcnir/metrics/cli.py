@@ -265,7 +265,9 @@ def handler(args: argparse.Namespace) -> int:
     device = _device(args.device)
     names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if args.gt_mean and args.gt is None:  # refuse before restoring anything
-        raise VQCNIRError("--gt-mean takes each image's brightness from its ground truth: give --gt DIR")
+        from .evaluate import GT_MEAN_NEEDS_GT
+
+        raise VQCNIRError(GT_MEAN_NEEDS_GT)
     if args.night is not None:
         return _from_night(args, names, device)
     if args.weights is not None or args.method is not None:

@@ -27,6 +27,7 @@ from .errors import MetricUnavailable
 _LUMA = (0.299, 0.587, 0.114)
 GT_MEAN_PROTOCOL = ("each restored image scaled by mean_luma(gt) / mean_luma(restored) (BT.601 luma) "
                     "and clipped to [0, 1] before scoring")
+GT_MEAN_NEEDS_GT = "--gt-mean takes each image's brightness from its ground truth: give --gt DIR"
 
 _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-image", "lpips", "stlpips-pytorch", "pyiqa")
 
@@ -153,7 +154,7 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
     if crop < 0:
         raise VQCNIRError(f"--crop must be >= 0, got {crop}")
     if gt_mean and gt is None:
-        raise VQCNIRError("--gt-mean takes each image's brightness from its ground truth: give --gt DIR")
+        raise VQCNIRError(GT_MEAN_NEEDS_GT)
     pairs = pair_folders(restored, gt)
     unavailable: dict[str, str] = {}
     scorers: dict[str, Callable] = {}
