@@ -198,6 +198,7 @@ class Trainer:
             self.net = VQGAN(self.net_config)
         else:
             self.net = VQCNIR(self.net_config)
+            self.init_note = None  # logged when a fresh run starts from stage2.init_from
             self._init_from_stage1()
             if cfg.stage2.init_from:
                 self._init_from_stage2(cfg.stage2.init_from)
@@ -310,7 +311,7 @@ class Trainer:
                  f"{self.dist.world} process(es) on {self.device.type}, {self.precision}, global batch "
                  f"{self.cfg.data.batch_size} x {self.cfg.data.crop}², perceptual loss: {self.perceptual_kind}, "
                  f"{len(self.train_set)} training / {len(self.val_set)} validation items")
-        if getattr(self, "init_note", None) and not self.start_iter:
+        if self.cfg.stage == 2 and self.init_note and not self.start_iter:
             self.log(self.init_note)
         if self.start_iter:
             self.log(f"resumed from {self.resumed_from} at iteration {self.start_iter}")
