@@ -23,3 +23,15 @@ def paper_model_with_fixture_weights():
 def tiny_model():
     torch.manual_seed(0)
     return VQCNIR(preset("tiny")).eval()
+
+
+@pytest.fixture(autouse=True)
+def allocator_calls(monkeypatch):
+    """Commands ask glibc to keep freed memory (vqcnir.allocator), which would last for the whole
+    pytest process; here they only record the call. test_allocator.py runs the real one in a
+    child process."""
+    import vqcnir.allocator
+
+    calls = []
+    monkeypatch.setattr(vqcnir.allocator, "keep_freed_memory", lambda: calls.append(True) or True)
+    return calls

@@ -1,6 +1,7 @@
 """vqcnir: restore dark, blurry night photos with VQCNIR (AAAI 2024).
 
-Public API: ``load_model(weights)``, ``restore(model, image)``, ``VQCNIR``, ``VQCNIRConfig``.
+Public API: ``load_model(weights)``, ``restore(model, image)``, ``VQCNIR``, ``VQCNIRConfig``,
+``keep_freed_memory()`` (faster CPU restores; see ``vqcnir.allocator``).
 Imported lazily, so ``vqcnir --help`` does not wait for torch.
 """
 
@@ -11,6 +12,7 @@ _EXPORTS = {
     "restore": "vqcnir.api",
     "VQCNIR": "vqcnir.nn",
     "VQCNIRConfig": "vqcnir.nn",
+    "keep_freed_memory": "vqcnir.allocator",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -53,6 +53,7 @@ def _run_restore(args) -> int:
     import torch
     from tqdm import tqdm
 
+    from .allocator import keep_freed_memory
     from .engine import (
         RestoreOptions, choose_device, count_tiles, plan_tiles, precision_dtype, prepare_for_inference, restore_tensor,
     )
@@ -80,6 +81,8 @@ def _run_restore(args) -> int:
             print(f"error: {e}", file=sys.stderr)
     if not jobs and not failures:
         raise VQCNIRError("no images found in the given inputs")
+    if device.type == "cpu":
+        keep_freed_memory()  # about 1.5x faster on large photos; see vqcnir/allocator.py
     model = prepare_for_inference(load_model(weights), device) if jobs else None
 
     restored = skipped = 0

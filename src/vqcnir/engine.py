@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .allocator import keeps_freed_memory
 from .errors import VQCNIRError
 
 # "release": always add 1-64 px to reach a multiple of 64, as the authors' test() does (parity).
@@ -25,6 +26,9 @@ _RELEASE_WINDOW = 64
 # Peak working memory of a paper-size (width 64) forward pass per input pixel, measured with
 # benchmarks/restore_speed.py (fp32, CPU); the tile chooser scales it by width and precision.
 BYTES_PER_PIXEL_WIDTH64 = 7_000
+# With vqcnir.allocator keeping freed memory the heap fragments: measured peaks (per padded
+# pixel, 512 px to 2 MP, paper and small networks) reach up to 1.11x the estimate above.
+RETAINED_HEAP_OVERHEAD = 1.15
 MIN_TILE = 128
 
 
@@ -178,6 +182,8 @@ def auto_tile_plan(model: torch.nn.Module, height: int, width: int, dtype: torch
     per_pixel = BYTES_PER_PIXEL_WIDTH64 * model.config.width / 64
     if dtype != torch.float32:
         per_pixel /= 2
+    if device.type == "cpu" and keeps_freed_memory():
+        per_pixel *= RETAINED_HEAP_OVERHEAD
     # release padding can add up to 64 px per side
     padded = (height + _RELEASE_WINDOW) * (width + _RELEASE_WINDOW)
     if padded * per_pixel <= budget:

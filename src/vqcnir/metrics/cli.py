@@ -104,6 +104,10 @@ def _restorer_from_model(weights: Path, device: str):
         from .. import load_model, restore
     except ImportError as error:
         raise VQCNIRError(f"--weights needs the restore API, which is not available ({error})") from None
+    if device == "cpu":
+        from ..allocator import keep_freed_memory
+
+        keep_freed_memory()  # about 1.5x faster on full-size frames; see vqcnir/allocator.py
     model = load_model(weights, device=device)
     return lambda x: restore(model, x.to(device))
 
