@@ -17,8 +17,10 @@ from vqcnir.weights import save_checkpoint
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="needs glibc")
 
-# Five rounds of 64 MiB tensors (like a forward pass's feature maps), then page faults over five
-# more: about 250,000 when every freed tensor went back to the kernel, none once glibc keeps them.
+# Ten rounds of 64 MiB tensors (like a forward pass's feature maps), then page faults over five
+# more: about 250,000 when every freed tensor went back to the kernel (16,384 pages each), almost
+# none once glibc keeps them (where a block lands depends on address randomisation, so now and
+# then one does not fit a kept hole and is faulted in).
 _CHILD = """
 import resource, sys, torch
 from vqcnir.allocator import keep_freed_memory, keeps_freed_memory
@@ -26,7 +28,7 @@ kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 assert kept == keeps_freed_memory()
 def one_round():
     x = torch.ones(16 * 2**20); y = x * 2; z = x + y; del x, y, z
-for _ in range(5):
+for _ in range(10):
     one_round()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
@@ -44,16 +46,16 @@ def _child(mode: str, env: dict | None = None) -> tuple[bool, int]:
 @glibc_only
 def test_freed_memory_is_reused_instead_of_faulted_in_again():
     kept, faults = _child("keep")
-    assert kept and faults < 1_000
+    assert kept and faults < 50_000
     kept, faults = _child("default")
-    assert not kept and faults > 100_000  # what glibc does on its own
+    assert not kept and faults > 200_000  # what glibc does on its own
 
 
 @glibc_only
 def test_an_allocator_setting_in_the_environment_is_left_alone():
     env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="131072")
     kept, faults = _child("keep", env)
-    assert not kept and faults > 100_000
+    assert not kept and faults > 200_000
 
 
 def test_restore_keeps_freed_memory_on_cpu(tmp_path, allocator_calls):
@@ -95,3 +97,25 @@ def test_tile_chooser_allows_for_the_kept_heap(monkeypatch):
     plan = auto_tile_plan(model, 600, 800, torch.float32, budget, cpu)
     assert plan is not None
     assert auto_tile_plan(model, 600, 800, torch.float32, budget * RETAINED_HEAP_OVERHEAD, cpu) is None
+
+
+@glibc_only
+def test_the_kept_heap_is_reported_as_reusable():
+    code = """
+import torch
+from vqcnir.allocator import keep_freed_memory, reusable_bytes
+assert reusable_bytes() == 0   # nothing is kept before keeping is on
+keep_freed_memory()
+x = torch.ones(64 * 2**20); del x   # 256 MiB freed, kept by this process
+print(reusable_bytes())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) >= 256 * 2**20
+
+
+def test_the_cpu_memory_budget_counts_the_kept_heap_as_available(monkeypatch):
+    monkeypatch.setattr(vqcnir.engine, "_available_ram", lambda: 4 * 2**30)
+    monkeypatch.setattr(vqcnir.engine, "reusable_bytes", lambda: 0)
+    assert vqcnir.engine.default_memory_budget(torch.device("cpu")) == pytest.approx(0.4 * 4 * 2**30)
+    monkeypatch.setattr(vqcnir.engine, "reusable_bytes", lambda: 2**30)
+    assert vqcnir.engine.default_memory_budget(torch.device("cpu")) == pytest.approx(0.4 * 5 * 2**30)

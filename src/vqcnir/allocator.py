@@ -50,3 +50,21 @@ def keep_freed_memory() -> bool:
 def keeps_freed_memory() -> bool:
     """Whether ``keep_freed_memory()`` took effect in this process."""
     return _active
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def reusable_bytes() -> int:
+    """Freed memory this process holds for reuse (0 unless keeping). The system counts it as used,
+    so ``engine.default_memory_budget`` adds it back to the RAM it sees as available."""
+    if not _active:
+        return 0
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2  # glibc 2.33 and later
+    except (OSError, AttributeError):
+        return 0
+    mallinfo2.restype = _MallInfo2
+    return int(mallinfo2().fordblks)

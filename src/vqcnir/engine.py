@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .allocator import keeps_freed_memory
+from .allocator import keeps_freed_memory, reusable_bytes
 from .errors import VQCNIRError
 
 # "release": always add 1-64 px to reach a multiple of 64, as the authors' test() does (parity).
@@ -199,7 +199,7 @@ def default_memory_budget(device: torch.device) -> float:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return 0.6 * free
-    available = _available_ram()
+    available = _available_ram() + reusable_bytes()  # our own kept heap is ours to reuse
     return min(0.4 * available, 8 * 2**30)
 
 
