@@ -191,3 +191,11 @@ def test_tiles_chosen_by_the_user(tmp_path, photos, weights, capsys):
     assert run("restore", photos / "a.png", "-o", out, "--weights", weights, "--tile", "16",
                "--tile-overlap", "16", "--overwrite") == 2
     assert "--tile-overlap" in capsys.readouterr().err
+
+
+def test_self_ensemble_restores_differently(tmp_path, photos, weights):
+    plain, ensembled = tmp_path / "plain", tmp_path / "ensembled"
+    assert run("restore", photos / "a.png", "-o", plain, "--weights", weights) == 0
+    assert run("restore", photos / "a.png", "-o", ensembled, "--weights", weights, "--self-ensemble") == 0
+    a, b = (np.asarray(Image.open(d / "a.png")) for d in (plain, ensembled))
+    assert a.shape == b.shape == (32, 40, 3) and not np.array_equal(a, b)

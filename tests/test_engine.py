@@ -7,8 +7,9 @@ from torch import nn
 
 import vqcnir
 from vqcnir.engine import (
-    RestoreOptions, TilePlan, auto_tile_plan, choose_device, count_tiles, forward_padded,
-    minimal_padding, mirror_pad, release_padding, resolve_pad_mode, restore_tensor, restore_tiled, tile_starts,
+    DIHEDRAL, RestoreOptions, TilePlan, apply_dihedral, auto_tile_plan, choose_device, count_passes, count_tiles,
+    forward_padded, minimal_padding, mirror_pad, release_padding, resolve_pad_mode, restore_tensor, restore_tiled,
+    tile_starts, undo_dihedral,
 )
 from vqcnir.errors import VQCNIRError
 from vqcnir.nn import preset
@@ -187,3 +188,40 @@ def test_auto_padding_pads_a_small_network_to_a_multiple_of_8_only():
     x = torch.rand(1, 3, 60, 64)
     y = forward_padded(Recorder(), x)  # pad mode "auto" by default
     assert seen == [(64, 64)] and y.shape == x.shape  # release padding would give 64x128
+
+
+@pytest.mark.parametrize("turns,mirror", DIHEDRAL)
+def test_each_dihedral_transform_is_undone(turns, mirror):
+    x = torch.rand(1, 3, 5, 7)
+    y = apply_dihedral(x, turns, mirror)
+    assert torch.equal(undo_dihedral(y, turns, mirror), x)
+
+
+def test_the_eight_transforms_are_distinct():
+    x = torch.rand(1, 3, 4, 4)
+    images = {apply_dihedral(x, t, m).numpy().tobytes() for t, m in DIHEDRAL}
+    assert len(images) == 8
+
+
+def test_self_ensemble_is_the_mean_of_the_undone_restorations(tiny_model):
+    x = torch.rand(1, 3, 24, 40) * 0.3
+    options = RestoreOptions(tile=0, pad_mode="minimal")
+    by_hand = torch.stack([
+        undo_dihedral(restore_tensor(tiny_model, apply_dihedral(x, t, m), options), t, m) for t, m in DIHEDRAL
+    ]).mean(0)
+    calls = []
+    ensembled = restore_tensor(tiny_model, x, RestoreOptions(tile=0, pad_mode="minimal", self_ensemble=True),
+                               progress=lambda: calls.append(1))
+    assert torch.allclose(ensembled, by_hand, atol=1e-6)
+    assert not torch.allclose(ensembled, restore_tensor(tiny_model, x, options), atol=1e-4)
+    assert len(calls) == 8 == count_passes(tiny_model, 24, 40, RestoreOptions(tile=0, self_ensemble=True))
+
+
+def test_self_ensemble_leaves_a_symmetric_model_unchanged_and_tiles_each_copy():
+    model = LocalModel(conv=True)  # pointwise + a symmetric 3x3 mean: commutes with flips and turns
+    x = torch.rand(1, 3, 72, 96)  # multiples of 8: no padding, which would sit on one side only
+    options = RestoreOptions(tile=32, tile_overlap=8, self_ensemble=True)
+    calls = []
+    y = restore_tensor(model, x, options, progress=lambda: calls.append(1))
+    assert torch.allclose(y, restore_tensor(model, x, RestoreOptions(tile=0)), atol=1e-5)
+    assert len(calls) == count_passes(model, 72, 96, options) == 8 * count_tiles(72, 96, TilePlan(32, 8))

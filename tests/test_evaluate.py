@@ -304,3 +304,21 @@ def test_gt_mean_comparison_says_so(small, capsys):
                "--metrics", "psnr", "--gt-mean", "--out", str(out)) == 0
     assert "GT-mean:" in (out / "comparison.md").read_text()
     assert json.loads((out / "comparison.json").read_text())["protocol"]["gt_mean"]
+
+
+def test_self_ensemble_is_recorded_and_changes_the_model_scores(small, tiny_weights):
+    plain, ensembled = small / "plain", small / "ensembled"
+    for out, extra in ((plain, ()), (ensembled, ("--self-ensemble",))):
+        assert _main("--night", small / "night", "--gt", small / "gt", "--weights", tiny_weights,
+                     "--metrics", "psnr", "--out", out, *extra) == 0
+    docs = [json.loads((out / "metrics.json").read_text()) for out in (plain, ensembled)]
+    assert [d["protocol"]["source"]["self_ensemble"] for d in docs] == [False, True]
+    assert docs[0]["mean"]["psnr"] != docs[1]["mean"]["psnr"]
+
+
+def test_self_ensemble_without_a_model_is_one_error_line(small, capsys):
+    assert _main("--night", small / "night", "--gt", small / "gt", "--method", "gamma", "--self-ensemble",
+                 "--out", small / "eval") == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --self-ensemble averages a model's restorations; give --night DIR --weights NAME|PATH")
+    assert not (small / "eval").exists()

@@ -31,7 +31,8 @@ def restore(model: torch.nn.Module, image, options: RestoreOptions | None = None
     ``image`` is a NumPy uint8/uint16 array (H x W, H x W x 1, H x W x 3 or H x W x 4: grey is
     restored as RGB and returned grey, alpha passes through untouched) or a float tensor in
     [0, 1] shaped 3 x H x W or N x 3 x H x W (returned unclamped, same shape, on the input's device).
-    Keyword arguments are ``RestoreOptions`` fields (pad_mode, precision, tile, tile_overlap, ...).
+    Keyword arguments are ``RestoreOptions`` fields (pad_mode, precision, tile, tile_overlap,
+    memory_budget, self_ensemble).
     """
     options = options or RestoreOptions(**option_values)
     if isinstance(image, torch.Tensor):

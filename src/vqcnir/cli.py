@@ -42,6 +42,9 @@ def _add_restore(subparsers) -> None:
     p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (default 32)")
     p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="memory one forward pass may use, in GiB (default: 40%% of free RAM, max 8; 60%% of free GPU memory)")
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="average the restorations of the 8 flipped and rotated copies: better (about +0.6 dB "
+                        "on the samples, less mosaic texture) and 8x slower")
     p.add_argument("--side-by-side", type=Path, default=None, metavar="FILE",
                    help="also write one picture with a row per photo: night | restored (| ground truth)")
     p.add_argument("--gt", type=Path, default=None, metavar="DIR",
@@ -55,7 +58,7 @@ def _run_restore(args) -> int:
 
     from .allocator import keep_freed_memory
     from .engine import (
-        RestoreOptions, choose_device, count_tiles, plan_tiles, precision_dtype, prepare_for_inference, restore_tensor,
+        RestoreOptions, choose_device, count_passes, precision_dtype, prepare_for_inference, restore_tensor,
     )
     from .imageio import list_images, read_image, write_image
     from .weights import load_model
@@ -67,7 +70,8 @@ def _run_restore(args) -> int:
     precision_dtype(args.precision, device)  # refuse an impossible precision before any work
     options = RestoreOptions(
         pad_mode=args.pad_mode, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap,
-        memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30).validate()
+        memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30,
+        self_ensemble=args.self_ensemble).validate()
     if args.output.exists() and not args.output.is_dir():
         raise VQCNIRError(f"{args.output}: output exists and is not a folder")
 
@@ -101,10 +105,10 @@ def _run_restore(args) -> int:
                 continue
             image = read_image(src)
             x = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
-            tiles = count_tiles(x.shape[-2], x.shape[-1], plan_tiles(model, x.shape[-2], x.shape[-1], options))
+            passes = count_passes(model, x.shape[-2], x.shape[-1], options)
             start = time.perf_counter()
             try:
-                with tqdm(total=tiles, unit="tile", leave=False, disable=tiles == 1, dynamic_ncols=True) as tile_bar:
+                with tqdm(total=passes, unit="pass", leave=False, disable=passes == 1, dynamic_ncols=True) as tile_bar:
                     y = restore_tensor(model, x, options, progress=tile_bar.update)
             except torch.OutOfMemoryError:
                 raise VQCNIRError(f"{src}: out of memory; pass a smaller --tile or --memory-budget") from None

@@ -87,8 +87,9 @@ def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch
 
 
 def _wants_channels_last(model: torch.nn.Module) -> bool:
-    weight = model.multiscale_encoder.in_conv.weight
-    return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    """Whether prepare_for_inference made this model channels-last (judged by its first conv weight)."""
+    weight = next((p for p in model.parameters() if p.ndim == 4), None)
+    return weight is not None and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
 
 
 # ----------------------------------------------------------------------------- padding
@@ -249,6 +250,29 @@ def count_tiles(h: int, w: int, plan: TilePlan | None) -> int:
     return len(tile_starts(h, min(plan.tile, h), plan.overlap)) * len(tile_starts(w, min(plan.tile, w), plan.overlap))
 
 
+def count_passes(model: torch.nn.Module, h: int, w: int, options: RestoreOptions) -> int:
+    """How many times ``restore_tensor`` calls ``progress`` for an image of this size."""
+    # a quarter-turn swaps H and W, which gives the same number of tiles
+    return count_tiles(h, w, plan_tiles(model, h, w, options)) * (len(DIHEDRAL) if options.self_ensemble else 1)
+
+
+# ----------------------------------------------------------------------------- self-ensemble
+# The 8 symmetries of the square, as (quarter-turns, mirror): "self-ensemble" (Lim et al., EDSR,
+# 2017) restores each transformed copy, undoes the transform and averages. For this model it
+# also moves the codebook's 8-px grid relative to the content, so the mosaic texture averages out.
+DIHEDRAL = tuple((turns, mirror) for turns in range(4) for mirror in (False, True))
+
+
+def apply_dihedral(x: torch.Tensor, turns: int, mirror: bool) -> torch.Tensor:
+    x = torch.rot90(x, turns, (-2, -1))
+    return x.flip(-1) if mirror else x
+
+
+def undo_dihedral(y: torch.Tensor, turns: int, mirror: bool) -> torch.Tensor:
+    y = y.flip(-1) if mirror else y
+    return torch.rot90(y, -turns, (-2, -1))
+
+
 # ----------------------------------------------------------------------------- public entry
 @dataclass
 class RestoreOptions:
@@ -257,6 +281,7 @@ class RestoreOptions:
     tile: int | None = None  # None = choose from the memory budget; 0 = never tile
     tile_overlap: int = 32
     memory_budget: float | None = None  # bytes
+    self_ensemble: bool = False  # average over the 8 flips and quarter-turns (8x the time)
 
     def validate(self) -> "RestoreOptions":
         if self.pad_mode not in PAD_MODES:
@@ -295,10 +320,23 @@ def restore_tensor(model: torch.nn.Module, x: torch.Tensor, options: RestoreOpti
     device = next(model.parameters()).device
     dtype = precision_dtype(options.precision, device)
     x = x.to(device=device, dtype=torch.float32)
+    if not options.self_ensemble:
+        return _restore_once(model, x, options, dtype, progress)
+    total = None
+    with torch.inference_mode():
+        for turns, mirror in DIHEDRAL:
+            y = _restore_once(model, apply_dihedral(x, turns, mirror), options, dtype, progress)
+            y = undo_dihedral(y, turns, mirror)
+            total = y.clone() if total is None else total.add_(y)
+        return total.div_(len(DIHEDRAL))
+
+
+def _restore_once(model: torch.nn.Module, x: torch.Tensor, options: RestoreOptions, dtype: torch.dtype,
+                  progress) -> torch.Tensor:
     if _wants_channels_last(model):
         x = x.contiguous(memory_format=torch.channels_last)
     plan = plan_tiles(model, x.shape[-2], x.shape[-1], options)
-    with torch.inference_mode(), autocast_context(device, dtype):
+    with torch.inference_mode(), autocast_context(x.device, dtype):
         if plan is None:
             y = forward_padded(model, x, options.pad_mode).float()
             if progress is not None:

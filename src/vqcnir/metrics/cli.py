@@ -53,6 +53,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--night", type=Path, help="night images to restore first (with --weights or --method)")
     p.add_argument("--weights", metavar="NAME|PATH",
                    help="VQCNIR model (name from `vqcnir models`, or a checkpoint) used to restore --night")
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="with --weights: average the model over the 8 flips and quarter-turns (8x slower)")
     p.add_argument("--method", metavar="NAME[,NAME...]",
                    help="classical baseline(s) used to restore --night: " + ", ".join(_baselines())
                         + "; with several methods (or --method and --weights) each goes to OUT/<method>/ "
@@ -99,7 +101,7 @@ def _list_metrics() -> int:
     return 0
 
 
-def _restorer_from_model(weights: Path, device: str):
+def _restorer_from_model(weights: Path, device: str, self_ensemble: bool = False):
     try:
         from .. import load_model, restore
     except ImportError as error:
@@ -109,7 +111,7 @@ def _restorer_from_model(weights: Path, device: str):
 
         keep_freed_memory()  # about 1.5x faster on full-size frames; see vqcnir/allocator.py
     model = load_model(weights, device=device)
-    return lambda x: restore(model, x.to(device))
+    return lambda x: restore(model, x.to(device), self_ensemble=self_ensemble)
 
 
 def _restorer_from_baseline(name: str):
@@ -157,14 +159,15 @@ def _baseline_method(name: str, night: Path) -> _Method:
     return _Method(name, title, source, lambda: _restorer_from_baseline(name))
 
 
-def _model_method(spec: str, night: Path, device: str) -> _Method:
+def _model_method(spec: str, night: Path, device: str, self_ensemble: bool = False) -> _Method:
     from ..zoo import resolve_weights
 
     weights = resolve_weights(spec)
-    source = {"kind": "model", "weights": str(weights), "night": str(night)}
+    source = {"kind": "model", "weights": str(weights), "night": str(night), "self_ensemble": self_ensemble}
     if Path(spec) != weights:
         source["model"] = spec
-    return _Method("model", f"VQCNIR ({spec})", source, lambda: _restorer_from_model(weights, device))
+    title = f"VQCNIR ({spec}{', self-ensemble' if self_ensemble else ''})"
+    return _Method("model", title, source, lambda: _restorer_from_model(weights, device, self_ensemble))
 
 
 def _plan(args, device: str) -> list[_Method]:
@@ -175,7 +178,7 @@ def _plan(args, device: str) -> list[_Method]:
                           "or several (--method a,b --weights W) to compare them")
     methods = [_baseline_method(name, args.night) for name in baselines]
     if args.weights is not None:
-        methods.append(_model_method(args.weights, args.night, device))
+        methods.append(_model_method(args.weights, args.night, device, args.self_ensemble))
     if not args.night.is_dir():
         raise VQCNIRError(f"--night {args.night}: not a folder")
     for m in methods:
@@ -272,6 +275,8 @@ def handler(args: argparse.Namespace) -> int:
         from .evaluate import GT_MEAN_NEEDS_GT
 
         raise VQCNIRError(GT_MEAN_NEEDS_GT)
+    if args.self_ensemble and args.weights is None:
+        raise VQCNIRError("--self-ensemble averages a model's restorations; give --night DIR --weights NAME|PATH")
     if args.night is not None:
         return _from_night(args, names, device)
     if args.weights is not None or args.method is not None:
