@@ -6,7 +6,7 @@ so each one is page-faulted in again and zero-filled by the kernel: about 3.8 mi
 faults and a third of the wall time (14.3 s -> 9.6 s for the bundled model, 2 threads; see
 benchmarks/restore_speed.py --allocators). Raising the mmap and trim thresholds keeps freed
 blocks in the heap for the next tensor. The price: the process keeps its peak memory until it
-exits, and the heap fragments, so the peak itself grows (1.2x to 1.75x, which
+exits, and the heap fragments, so the peak itself grows (1.25x to 1.75x, which
 ``engine.auto_tile_plan`` allows for).
 
 The CLI turns this on for restore and evaluate; library users opt in with ``keep_freed_memory()``.

@@ -259,7 +259,7 @@ def count_passes(model: torch.nn.Module, h: int, w: int, options: RestoreOptions
 # ----------------------------------------------------------------------------- self-ensemble
 # The 8 symmetries of the square, as (quarter-turns, mirror): "self-ensemble" (Lim et al., EDSR,
 # 2017) restores each transformed copy, undoes the transform and averages. For this model it
-# also moves the codebook's 8-px grid relative to the content, so the mosaic texture averages out.
+# also moves the codebook's 8-px grid relative to the content, so its mosaic speckle largely averages out.
 DIHEDRAL = tuple((turns, mirror) for turns in range(4) for mirror in (False, True))
 
 
@@ -311,7 +311,8 @@ def plan_tiles(model: torch.nn.Module, height: int, width: int, options: Restore
 def restore_tensor(model: torch.nn.Module, x: torch.Tensor, options: RestoreOptions | None = None,
                    progress=None) -> torch.Tensor:
     """Restore N x 3 x H x W float images in [0, 1] on the model's device; returns float32, unclamped.
-    ``progress`` is called once per tile (once for a whole-image pass)."""
+    ``progress`` is called once per tile (once for a whole-image pass), for each of the 8 copies
+    with ``options.self_ensemble``; ``count_passes`` says how often."""
     options = options or RestoreOptions()
     if x.ndim != 4 or x.shape[1] != 3:
         raise VQCNIRError(f"expected an N x 3 x H x W tensor, got shape {tuple(x.shape)}")
