@@ -108,8 +108,8 @@ def _run_restore(args) -> int:
             passes = count_passes(model, x.shape[-2], x.shape[-1], options)
             start = time.perf_counter()
             try:
-                with tqdm(total=passes, unit="pass", leave=False, disable=passes == 1, dynamic_ncols=True) as tile_bar:
-                    y = restore_tensor(model, x, options, progress=tile_bar.update)
+                with tqdm(total=passes, unit="pass", leave=False, disable=passes == 1, dynamic_ncols=True) as pass_bar:
+                    y = restore_tensor(model, x, options, progress=pass_bar.update)
             except torch.OutOfMemoryError:
                 raise VQCNIRError(f"{src}: out of memory; pass a smaller --tile or --memory-budget") from None
             seconds += time.perf_counter() - start
