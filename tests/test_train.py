@@ -227,6 +227,24 @@ def test_resume_equals_uninterrupted_and_survives_a_broken_save(tmp_path):
     assert a["opt_g"]["state"][0]["step"] == b["opt_g"]["state"][0]["step"] == 8
 
 
+def test_resume_follows_a_changed_schedule(tmp_path):
+    # a saved scheduler remembers its own milestones; the resumed run must obey the new config
+    base = ("train.total_iter=4", "logging.save_every=4", "val.every=100", "train.optim_g.lr=1e-3",
+            "train.scheduler.milestones=[100]")
+    run_training(tiny(1, tmp_path, *base), device="cpu")
+    changed = (*base[1:], "train.total_iter=6", "train.optim_g.lr=4e-3", "train.scheduler.milestones=[3,5]")
+    trainer = Trainer(tiny(1, tmp_path, *changed), resume=True, device="cpu")
+    try:
+        assert trainer.start_iter == 4
+        assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(2e-3)  # 4e-3 halved once, at 3
+        trainer.fit()
+        assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)  # and again at 5
+    finally:
+        trainer.close()
+    log = (tmp_path / "tiny-stage1" / "log.txt").read_text()
+    assert "learning rate follows this config's schedule from iteration 4: G 0.001 -> 0.002" in log
+
+
 # ----------------------------------------------------------------------------- robustness
 def test_non_finite_loss_skips_the_step(tmp_path):
     trainer = Trainer(tiny(1, tmp_path), device="cpu")

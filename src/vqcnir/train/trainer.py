@@ -25,6 +25,7 @@ import math
 import sys
 import time
 import warnings
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,7 @@ class Trainer:
         self.skipped = 0
         self.best: dict = {}
         self.start_iter = 0
+        self.schedule_note = ""
         precision = cfg.train.precision
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
@@ -317,6 +319,8 @@ class Trainer:
             self.log(f"resumed from {self.resumed_from} at iteration {self.start_iter}")
             for p in getattr(self, "broken_states", []):
                 self.log(f"skipped damaged training state {p}")
+            if self.schedule_note:
+                self.log(self.schedule_note)
 
     def log(self, line: str) -> None:
         if not self.dist.is_main:
@@ -363,12 +367,40 @@ class Trainer:
             self.sched_d.load_state_dict(state["sched_d"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.sched_g.load_state_dict(state["sched_g"])
+        self.schedule_note = self._follow_config_schedule(state["iter"])
         self.code_counts.copy_(state["code_counts"].to(self.code_counts))
         self.restart_counts.copy_(state["restart_counts"].to(self.restart_counts))
         self.best = state["best"]
         self.skipped = state["skipped"]
         torch.set_rng_state(state["rng_torch"])
         self.start_iter = state["iter"]
+
+    def _follow_config_schedule(self, it: int) -> str:
+        """Make the learning rates at iteration ``it`` the ones this run's config asks for.
+
+        A saved scheduler carries its own milestones and base rates, so without this a resumed run
+        would silently ignore a changed ``train.optim_*.lr`` or ``train.scheduler``. With an
+        unchanged config the rates are the saved ones, so an exact resume stays exact.
+        Returns a log line when a rate changed, else "".
+        """
+        t = self.cfg.train
+        changed = []
+        for name, opt, sched, base in (("G", self.opt_g, self.sched_g, t.optim_g.lr),
+                                       ("D", self.opt_d, self.sched_d, t.optim_d.lr)):
+            if opt is None:
+                continue
+            sched.milestones = Counter(t.scheduler.milestones)
+            sched.gamma = t.scheduler.gamma
+            sched.base_lrs = [base] * len(opt.param_groups)
+            lr = base * t.scheduler.gamma ** sum(m <= it for m in t.scheduler.milestones)
+            for group in opt.param_groups:
+                if not math.isclose(group["lr"], lr, rel_tol=1e-9):
+                    changed.append(f"{name} {group['lr']:.3g} -> {lr:.3g}")
+                group["lr"] = lr
+            sched._last_lr = [lr] * len(opt.param_groups)
+        if not changed:
+            return ""
+        return f"learning rate follows this config's schedule from iteration {it}: " + ", ".join(changed)
 
     def _export(self, path: Path, it: int) -> None:
         ema = self.ema.state_dict() if self.ema is not None else self.net.state_dict()
