@@ -245,6 +245,25 @@ def test_resume_follows_a_changed_schedule(tmp_path):
     assert "learning rate follows this config's schedule from iteration 4: G 0.001 -> 0.002" in log
 
 
+def test_time_limit_stops_with_a_resumable_state(tmp_path, capsys):
+    opts = ("train.total_iter=6", "logging.save_every=4", "val.every=100")
+    # a limit already spent: one iteration runs, its state is saved although 1 is no save point
+    r = run_training(tiny(1, tmp_path, *opts), device="cpu", time_limit=0)
+    exp = tmp_path / "tiny-stage1"
+    assert (r["iter"], r["stopped_early"]) == (1, True)
+    assert (exp / "training_states" / "1.state").is_file() and (exp / "models" / "net_g_1.pth").is_file()
+    assert "stopped tiny-stage1 at iteration 1 of 6: the time limit was reached" in (exp / "log.txt").read_text()
+    r = run_training(tiny(1, tmp_path, *opts), resume=True, device="cpu", time_limit=3600)
+    assert (r["iter"], r["stopped_early"]) == (6, False)
+
+    from vqcnir.train.cli import main
+
+    capsys.readouterr()
+    assert main(["-c", "tiny-stage1", "--time-limit", "-5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --time-limit -5: give the minutes as a number of 0 or more"]
+
+
 # ----------------------------------------------------------------------------- robustness
 def test_non_finite_loss_skips_the_step(tmp_path):
     trainer = Trainer(tiny(1, tmp_path), device="cpu")

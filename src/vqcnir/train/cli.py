@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import VQCNIRError
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -19,6 +21,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue experiments/<name> from its last complete training state")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop at the first iteration after MINUTES (counted from the start), save a "
+                        "state there and exit 0; continue later with --resume. Leave a minute or two "
+                        "of a job's wall-clock limit for that last save")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)
     return p
@@ -29,13 +35,16 @@ def run(args) -> int:
 
     from .config import load_config
 
+    if args.time_limit is not None and not args.time_limit >= 0:
+        raise VQCNIRError(f"--time-limit {args.time_limit:g}: give the minutes as a number of 0 or more")
     cfg = load_config(args.config, args.opt)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     from .trainer import run_training
 
-    run_training(cfg, resume=args.resume, device=args.device)
+    time_limit = None if args.time_limit is None else args.time_limit * 60
+    run_training(cfg, resume=args.resume, device=args.device, time_limit=time_limit)
     return 0
 
 

@@ -608,7 +608,16 @@ class Trainer:
                 self.tb.add_scalar(f"val/{k}", v, it)
 
     # ------------------------------------------------------------------------------ loop
-    def fit(self) -> dict:
+    def _out_of_time(self, deadline: float | None) -> bool:
+        """Whether the time limit has passed; every process gets rank 0's answer, so all stop together."""
+        if deadline is None:
+            return False
+        late = torch.tensor([float(time.monotonic() >= deadline)], device=self.device)
+        return bool(D.broadcast(late, self.dist).item())
+
+    def fit(self, deadline: float | None = None) -> dict:
+        """Train to ``train.total_iter``; with ``deadline`` (a ``time.monotonic()`` value), stop at
+        the first iteration past it, save a resumable state there and return early."""
         from tqdm import tqdm
 
         cfg, lg = self.cfg, self.cfg.logging
@@ -620,6 +629,7 @@ class Trainer:
         data_window = step_window = 0.0
         loader = iter(self.loader)
         it = self.start_iter
+        stopped_early = False
         try:
             while it < total_iter:
                 t0 = time.perf_counter()
@@ -648,13 +658,26 @@ class Trainer:
                     if self.dist.is_main:
                         self._after_validation(it, self.validate(it))
                     D.barrier(self.dist)
-                if it % lg.save_every == 0 or it == total_iter:
+                saved = it % lg.save_every == 0 or it == total_iter
+                if saved:
                     self.save(it)
                     D.barrier(self.dist)
+                if it < total_iter and self._out_of_time(deadline):
+                    stopped_early = True
+                    if not saved:
+                        self.save(it)
+                        D.barrier(self.dist)
+                    break
         finally:
             bar.close()
-        self.log(f"finished {cfg.name} at iteration {it}" + (f"; {self.skipped} steps skipped" if self.skipped else ""))
-        return {"iter": it, "best": self.best, "skipped": self.skipped, "experiment": str(self.exp_dir),
+        if stopped_early:
+            self.log(f"stopped {cfg.name} at iteration {it} of {total_iter}: the time limit was reached; "
+                     f"continue with --resume")
+        else:
+            self.log(f"finished {cfg.name} at iteration {it}"
+                     + (f"; {self.skipped} steps skipped" if self.skipped else ""))
+        return {"iter": it, "stopped_early": stopped_early, "best": self.best, "skipped": self.skipped,
+                "experiment": str(self.exp_dir),
                 "history": self.timings.history, "data_time": self.timings.data, "step_time": self.timings.step,
                 "iters": self.timings.iters}
 
@@ -712,9 +735,13 @@ def _run_padded(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net(x)[..., :h, :w]
 
 
-def run_training(cfg: TrainConfig, resume: bool = False, device: str = "auto") -> dict:
+def run_training(cfg: TrainConfig, resume: bool = False, device: str = "auto",
+                 time_limit: float | None = None) -> dict:
+    """Train ``cfg``; ``time_limit`` (seconds, counted from this call) stops the run early with a
+    resumable state, for GPU leases and cluster jobs with a wall-clock limit."""
+    deadline = None if time_limit is None else time.monotonic() + time_limit
     trainer = Trainer(cfg, resume=resume, device=device)
     try:
-        return trainer.fit()
+        return trainer.fit(deadline)
     finally:
         trainer.close()
