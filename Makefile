@@ -5,7 +5,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench clean
 
+# The environment takes about 6 GB (torch's CUDA build); a full disk would otherwise show up as
+# a pip OSError halfway through the install.
+NEED_GB := 7
+
 $(STAMP): pyproject.toml
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ "$$free" -lt $(NEED_GB) ]; then \
+		echo "error: installing needs about $(NEED_GB) GB of free disk space here; $$free GB is free" >&2; exit 1; fi
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
