@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-import imagecodecs
 import numpy as np
 import tifffile
 from PIL import Image
@@ -308,6 +307,8 @@ def _decode_png(data: bytes) -> tuple[np.ndarray, int]:
     width, height, exif = _scan_png(data)
     if width == 0 or height == 0:
         raise _BadImage(f"the image has zero size ({width}x{height} pixels)")
+    import imagecodecs  # here, not at the top: importing it takes ~0.13 s and only PNG needs it
+
     return imagecodecs.png_decode(data), _exif_orientation(exif)
 
 
@@ -511,6 +512,8 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
 
 def _encode_png(pixels: np.ndarray, quality: int) -> bytes:
     del quality  # PNG is lossless
+    import imagecodecs
+
     return bytes(imagecodecs.png_encode(np.ascontiguousarray(pixels), level=6))
 
 
