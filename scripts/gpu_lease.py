@@ -1,0 +1,128 @@
+"""Train the bundled restorer further on a borrowed GPU, in one call with a fixed time budget.
+
+Two steps, for a GPU machine that can reach nothing (no package index, no photo source):
+
+    # here: what travels, about 26 MB for the 33 photos of the default model (the training photos
+    # as JPEG, the stage-1 checkpoint in fp16), into a folder git ignores (.git/info/exclude)
+    python scripts/gpu_lease.py pack --photos train2/ --stage1 runs/small-stage1/models/net_g_9000.pth -o .lease/
+    # there, from the repository root, with a Python that has torch, torchvision, numpy, Pillow,
+    # tifffile, safetensors, PyYAML and tqdm:
+    PYTHONPATH=src python3 scripts/gpu_lease.py train .lease/ --minutes 9 --out OUT/
+
+``train`` continues the bundled restorer (``stage2.init_from``) against that stage 1 for
+``--minutes`` (``vqcnir train --time-limit``), exports the EMA weights as an fp16 safetensors
+file into OUT and prints a short table. Score that file here with the model card's
+``vqcnir evaluate ... --weights OUT/restorer-N.safetensors`` before bundling it. The restorer is
+trained with L1 + code alignment only: the perceptual-loss weights (66 MB) do not travel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PHOTOS, STAGE1 = "photos", "stage1.safetensors"
+MAX_PACK_MB = 40  # the machine takes 64 MiB with the repository (about 18 MB)
+
+
+def pack(args) -> int:
+    import torch
+    from PIL import Image
+
+    from vqcnir.data._io import list_images
+    from vqcnir.imageio import read_image
+    from vqcnir.weights import convert
+
+    out = Path(args.out)
+    (out / PHOTOS).mkdir(parents=True, exist_ok=True)
+    photos = list_images(Path(args.photos))
+    for path in photos:
+        pixels = (read_image(path).rgb * 255 + 0.5).clip(0, 255).astype("uint8")
+        Image.fromarray(pixels).save(out / PHOTOS / f"{path.stem}.jpg", quality=95, subsampling=0)
+    convert(args.stage1, out / STAGE1, overwrite=True, dtype=torch.float16)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
+    print(f"packed {len(photos)} photos and stage 1 into {out}: {size:.1f} MB")
+    if size > MAX_PACK_MB:
+        print(f"error: {size:.0f} MB is more than the {MAX_PACK_MB} MB that can travel", file=sys.stderr)
+        return 1
+    return 0
+
+
+def train(args) -> int:
+    import torch
+
+    from vqcnir.train import load_config, run_training
+    from vqcnir.weights import convert
+    from vqcnir.zoo import resolve_weights
+
+    lease, out = Path(args.lease), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = Path(tempfile.mkdtemp(prefix="vqcnir-lease-"))
+    workers = max(0, min(12, (os.cpu_count() or 2) - 2))
+    cfg = load_config(f"{args.preset}-stage2", [
+        "name=lease", f"experiments_root={runs.as_posix()}", f"data.root={(lease / PHOTOS).as_posix()}",
+        f"stage2.stage1_checkpoint={(lease / STAGE1).as_posix()}",
+        f"stage2.init_from={(args.init_from or resolve_weights(None)).as_posix()}",
+        f"data.crop={args.crop}", f"data.batch_size={args.batch}", f"data.num_workers={workers}",
+        f"train.optim_g.lr={args.lr}", "train.scheduler.milestones=[1000000]", "train.total_iter=1000000",
+        "train.losses.perceptual=0", "train.losses.adversarial=0", "logging.tensorboard=false",
+        "logging.progress_bar=false", f"logging.save_every={args.every}", f"val.every={args.every}",
+        *args.opt])
+    start = time.monotonic()
+    result = run_training(cfg, device=args.device, time_limit=args.minutes * 60)
+    wall = time.monotonic() - start
+    it = result["iter"]
+    weights = out / f"restorer-{it}.safetensors"
+    convert(runs / "lease" / "models" / "net_g_latest.pth", weights, overwrite=True, dtype=torch.float16)
+    steps = max(result["iters"], 1)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    best = result["best"]
+    best = f"{best['metric']} {best['value']:.2f} at {best['iter']}" if best else "none yet"
+    rows = [("device", device), ("iterations", f"{it} ({args.batch} x {args.crop}²)"),
+            ("wall time", f"{wall / 60:.1f} min"), ("seconds per iteration", f"{result['step_time'] / steps:.3f}"),
+            ("data wait", f"{100 * result['data_time'] / max(result['step_time'], 1e-9):.0f} %"),
+            ("best validation", best),
+            ("weights", str(weights))]
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="here: write the photos (JPEG) and stage 1 (fp16) that travel")
+    p.add_argument("--photos", required=True, help="folder of the restorer's training photos")
+    p.add_argument("--stage1", required=True, help="stage-1 checkpoint the bundled restorer was trained against")
+    p.add_argument("-o", "--out", required=True, help="folder to write (carried to the GPU machine)")
+    p.set_defaults(func=pack)
+    t = sub.add_parser("train", help="there: continue the restorer for --minutes, export fp16 weights")
+    t.add_argument("lease", help="the folder `pack` wrote")
+    t.add_argument("--minutes", type=float, required=True, help="training time, the last save included")
+    t.add_argument("--out", required=True, help="folder for the exported weights")
+    t.add_argument("--preset", default="small")
+    t.add_argument("--init-from", type=Path, help="restorer to continue (default: the bundled model)")
+    t.add_argument("--crop", type=int, default=256)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--every", type=int, default=1000, help="validate and save every N iterations")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="further config overrides, as for vqcnir train")
+    t.set_defaults(func=train)
+    args = parser.parse_args(argv)
+    from vqcnir.errors import VQCNIRError
+
+    try:
+        return args.func(args)
+    except VQCNIRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

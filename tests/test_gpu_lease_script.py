@@ -1,0 +1,65 @@
+"""scripts/gpu_lease.py: pack photos and stage 1 for a GPU machine, then a time-limited fine-tune
+that exports fp16 weights (here on the CPU, with the tiny network)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vqcnir
+from vqcnir.train import load_config, run_training
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "gpu_lease.py"
+
+
+@pytest.fixture(scope="module")
+def gpu_lease():
+    spec = importlib.util.spec_from_file_location("gpu_lease", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pack_then_train_exports_loadable_fp16_weights(tmp_path, gpu_lease, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):  # smooth random photos, as PNG like the real corpus
+        small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((64, 48), Image.BILINEAR).save(photos / f"p{i}.png")
+    runs = tmp_path / "runs"
+    common = [f"experiments_root={runs.as_posix()}", "train.total_iter=1", "val.every=1", "val.num_images=1",
+              "val.crop=16", "data.crop=16", "data.synth_length=8"]
+    run_training(load_config("tiny-stage1", common), device="cpu")
+    stage1 = runs / "tiny-stage1" / "models" / "net_g_1.pth"
+    run_training(load_config("tiny-stage2", [*common, f"stage2.stage1_checkpoint={stage1.as_posix()}"]), device="cpu")
+    restorer = runs / "tiny-stage2" / "models" / "net_g_1.pth"
+
+    lease, out = tmp_path / "lease", tmp_path / "out"
+    assert gpu_lease.main(["pack", "--photos", str(photos), "--stage1", str(stage1), "-o", str(lease)]) == 0
+    assert sorted(p.name for p in (lease / "photos").iterdir()) == [f"p{i}.jpg" for i in range(4)]
+    assert (lease / "stage1.safetensors").is_file()
+
+    # a limit of 0 minutes: one iteration, then the state and the export
+    assert gpu_lease.main(["train", str(lease), "--minutes", "0", "--out", str(out), "--preset", "tiny",
+                           "--init-from", str(restorer), "--crop", "16", "--batch", "2", "--every", "1",
+                           "--device", "cpu", "--opt", "data.kind=synth", "val.crop=16", "val.num_images=1",
+                           "data.synth_length=8"]) == 0
+    table = capsys.readouterr().out
+    assert "| iterations | 1 (2 x 16²) |" in table and "| best validation | psnr " in table
+    weights = out / "restorer-1.safetensors"
+    from safetensors.torch import load_file
+
+    assert all(v.dtype == torch.float16 for v in load_file(str(weights)).values() if v.is_floating_point())
+    model = vqcnir.load_model(weights, device="cpu")
+    assert model(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_pack_refuses_a_missing_folder_in_one_line(tmp_path, gpu_lease, capsys):
+    assert gpu_lease.main(["pack", "--photos", str(tmp_path / "nope"), "--stage1", "x.pth",
+                           "-o", str(tmp_path / "lease")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: folder not found")
