@@ -200,6 +200,40 @@ def test_stage2_refuses_a_wrong_start(tmp_path):
         Trainer(tiny(2, tmp_path, "stage2.stage1_checkpoint=missing.pth"), device="cpu")
 
 
+def _pairs(root: Path, n: int, size: int = 24) -> tuple[Path, Path]:
+    rng = np.random.default_rng(n)
+    for side in ("night", "gt"):
+        (root / side).mkdir(parents=True)
+    for i in range(n):
+        gt = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(gt).save(root / "gt" / f"{i:02d}.png")
+        Image.fromarray(gt // 4).save(root / "night" / f"{i:02d}.png")
+    return root / "night", root / "gt"
+
+
+def test_a_fixed_validation_set_replaces_the_held_out_split(tmp_path):
+    from vqcnir.train.data import build_datasets
+
+    night, gt = _pairs(tmp_path / "train", 6)
+    val_night, val_gt = _pairs(tmp_path / "val", 5)
+    source = ("data.kind=paired", f"data.night_dir={night.as_posix()}", f"data.gt_dir={gt.as_posix()}")
+    train, val = build_datasets(tiny(2, tmp_path, *source, "stage2.stage1_checkpoint=x"))
+    assert len(train) + len(val) == 6  # held out of the training pairs
+
+    fixed = (f"val.night_dir={val_night.as_posix()}", f"val.gt_dir={val_gt.as_posix()}", "val.num_images=3")
+    train, val = build_datasets(tiny(2, tmp_path, *source, *fixed, "stage2.stage1_checkpoint=x"))
+    assert len(train) == 6  # every training pair is trained on
+    assert [val.indices, len(val)] == [[0, 2, 4], 3]  # spread over the folder
+    assert torch.equal(val[1]["gt"], build_datasets(tiny(2, tmp_path, *source, *fixed[:2], "val.num_images=5",
+                                                          "stage2.stage1_checkpoint=x"))[1][2]["gt"])
+
+    with pytest.raises(VQCNIRError, match="val.night_dir and val.gt_dir go together"):
+        tiny(2, tmp_path, *source, fixed[0], "stage2.stage1_checkpoint=x")
+    run_training(tiny(1, tmp_path, *source, *fixed, "train.total_iter=2", "val.every=2"), device="cpu")
+    log = (tmp_path / "tiny-stage1" / "log.txt").read_text()
+    assert "6 training / 3 validation items" in log and "validation @ 2: psnr" in log
+
+
 # ----------------------------------------------------------------------------- resume
 def test_resume_equals_uninterrupted_and_survives_a_broken_save(tmp_path):
     opts = ("train.total_iter=8", "logging.save_every=4", "val.every=4", "codebook.restart_every=3")

@@ -131,6 +131,10 @@ class Stage2Section:
 class ValSection:
     every: int = 5000
     num_images: int = 16
+    # a fixed validation set of pairs (e.g. a held-out test split), matched by relative path; with
+    # it the whole training source is trained on, and data.val_fraction is not used
+    night_dir: Optional[str] = None
+    gt_dir: Optional[str] = None
     crop: Optional[int] = 256               # centre crop (multiple of 8); null: whole images
     metrics: list = field(default_factory=lambda: ["psnr", "ssim"])
     grid_images: int = 4
@@ -349,6 +353,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("data.num_workers must be >= 0")
     if not 0.0 < d.val_fraction < 1.0:
         problems.append("data.val_fraction must be between 0 and 1")
+    if bool(cfg.val.night_dir) != bool(cfg.val.gt_dir):
+        problems.append("val.night_dir and val.gt_dir go together: give both folders, or neither")
     t = cfg.train
     if t.total_iter < 1:
         problems.append("train.total_iter must be at least 1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler, Subset
@@ -124,36 +125,60 @@ class _SharpAsGT(Dataset):
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
-    """(training set, validation set) for the config; items have "night" and "gt" tensors."""
+    """(training set, validation set) for the config; items have "night" and "gt" tensors.
+
+    The validation set is ``val.night_dir``/``val.gt_dir`` when given (and then nothing is held
+    out of the training source), else a seeded split held out of the training source."""
+    fixed = _fixed_validation(cfg)
+    train, held_out = _training_source(cfg, hold_out=fixed is None)
+    if fixed is not None:
+        return train, fixed
+    if len(held_out) > cfg.val.num_images:
+        held_out = Subset(held_out, list(range(cfg.val.num_images)))
+    return train, held_out
+
+
+def _fixed_validation(cfg: TrainConfig) -> Dataset | None:
+    """val.night_dir/val.gt_dir pairs, ``val.num_images`` of them spread evenly over the folder."""
+    v = cfg.val
+    if not v.night_dir:
+        return None
+    from ..data import PairedFolderDataset
+
+    val = PairedFolderDataset(v.night_dir, v.gt_dir)
+    if len(val) > v.num_images:
+        val = Subset(val, np.linspace(0, len(val) - 1, v.num_images).round().astype(int).tolist())
+    return val
+
+
+def _training_source(cfg: TrainConfig, hold_out: bool) -> tuple[Dataset, Dataset | None]:
+    """(training set, validation set held out of it by a seeded split, or None without hold_out)."""
     d, seed = cfg.data, cfg.seed
-    val_n = cfg.val.num_images
-    val_crop = cfg.val.crop
-    split = dict(val_fraction=d.val_fraction, split_seed=d.split_seed)
+    val_n, val_crop = cfg.val.num_images, cfg.val.crop
     if d.kind == "synthetic":
-        train = SyntheticPairs(d.synth_length, d.crop, seed=seed)
         val = SyntheticPairs(val_n, val_crop or d.crop, seed=seed + 1_000_000, augment=False)
-        return train, val
+        return SyntheticPairs(d.synth_length, d.crop, seed=seed), val
     from .. import data as vdata
 
+    split = dict(val_fraction=d.val_fraction, split_seed=d.split_seed)
+    subset = "train" if hold_out else "all"
     if d.kind == "sharp":
-        train = _SharpAsGT(vdata.UnpairedFolderDataset(d.root, crop=d.crop, augment=True, subset="train",
+        train = _SharpAsGT(vdata.UnpairedFolderDataset(d.root, crop=d.crop, augment=True, subset=subset,
                                                        seed=seed, **split))
-        val = _SharpAsGT(vdata.UnpairedFolderDataset(d.root, subset="val", **split))
+        val = _SharpAsGT(vdata.UnpairedFolderDataset(d.root, subset="val", **split)) if hold_out else None
     elif d.kind == "synth":
         degrade = vdata.DegradeConfig.from_dict(d.degrade) if d.degrade else None
         train = vdata.SynthDataset(d.root, crop=d.crop, config=degrade, length=d.synth_length,
-                                   augment=True, subset="train", seed=seed, **split)
-        val = vdata.SynthDataset(d.root, crop=val_crop or d.crop, config=degrade, length=val_n,
-                                 augment=False, subset="val", seed=seed + 1, **split)
+                                   augment=True, subset=subset, seed=seed, **split)
+        val = vdata.SynthDataset(d.root, crop=val_crop or d.crop, config=degrade, length=val_n, augment=False,
+                                 subset="val", seed=seed + 1, **split) if hold_out else None
     elif d.kind == "paired":
         train = vdata.PairedFolderDataset(d.night_dir, d.gt_dir, crop=d.crop, augment=True,
-                                          subset="train", seed=seed, **split)
-        val = vdata.PairedFolderDataset(d.night_dir, d.gt_dir, subset="val", **split)
+                                          subset=subset, seed=seed, **split)
+        val = vdata.PairedFolderDataset(d.night_dir, d.gt_dir, subset="val", **split) if hold_out else None
     else:  # lolblur: the validation videos are held out of the training split
         folders = dict(night_folder=d.night_folder, gt_folder=d.gt_folder)
-        train = vdata.LOLBlurDataset(d.root, "train", crop=d.crop, augment=True, subset="train",
+        train = vdata.LOLBlurDataset(d.root, "train", crop=d.crop, augment=True, subset=subset,
                                      seed=seed, **folders, **split)
-        val = vdata.LOLBlurDataset(d.root, "train", subset="val", **folders, **split)
-    if len(val) > val_n:
-        val = Subset(val, list(range(val_n)))
+        val = vdata.LOLBlurDataset(d.root, "train", subset="val", **folders, **split) if hold_out else None
     return train, val
