@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=pack)
     t = sub.add_parser("train", help="there: continue the restorer for --minutes, export fp16 weights")
     t.add_argument("lease", help="the folder `pack` wrote")
-    t.add_argument("--minutes", type=float, required=True, help="training time, the last save included")
+    t.add_argument("--minutes", type=float, required=True, help="training time; the last save and the export follow it (about a minute)")
     t.add_argument("--out", required=True, help="folder for the exported weights")
     t.add_argument("--preset", default="small")
     t.add_argument("--init-from", type=Path, help="restorer to continue (default: the bundled model)")

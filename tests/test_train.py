@@ -345,6 +345,19 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     assert moved > 10 and start["iter"] == 3
 
 
+def test_two_processes_stop_together_at_the_time_limit(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "vqcnir.train", "-c", "tiny-stage1", "--device", "cpu", "--time-limit", "0", "--opt",
+           f"experiments_root={tmp_path.as_posix()}", "data.crop=16", "val.crop=16", "val.num_images=2",
+           "data.synth_length=32", "data.batch_size=4", "train.total_iter=6", "val.every=100"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    exp = tmp_path / "tiny-stage1"
+    assert "stopped tiny-stage1 at iteration 1 of 6" in (exp / "log.txt").read_text()
+    assert [p.name for p in (exp / "training_states").iterdir()] == ["1.state"]
+
+
 def test_photo_folder_sources(tmp_path):
     """Stage 1 on a folder of sharp photos, stage 2 on pairs vqcnir.data synthesises from it."""
     _write_pairs(tmp_path / "photos", n=6, size=48)

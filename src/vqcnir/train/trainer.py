@@ -612,8 +612,10 @@ class Trainer:
         """Whether the time limit has passed; every process gets rank 0's answer, so all stop together."""
         if deadline is None:
             return False
-        late = torch.tensor([float(time.monotonic() >= deadline)], device=self.device)
-        return bool(D.broadcast(late, self.dist).item())
+        late = time.monotonic() >= deadline
+        if not self.dist.enabled:  # no tensor, no device sync per iteration
+            return late
+        return bool(D.broadcast(torch.tensor([float(late)], device=self.device), self.dist).item())
 
     def fit(self, deadline: float | None = None) -> dict:
         """Train to ``train.total_iter``; with ``deadline`` (a ``time.monotonic()`` value), stop at
