@@ -384,3 +384,41 @@ def test_stage2_resume_equals_uninterrupted(tmp_path):
     a = params(tmp_path / "a/tiny-stage2/models/net_g_latest.pth", "params_ema")
     b = params(tmp_path / "b/tiny-stage2/models/net_g_latest.pth", "params_ema")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cpu_budget_ends_the_run_and_a_resume_keeps_counting(tmp_path):
+    opts = ("train.total_iter=50", "logging.save_every=100", "val.every=100", "data.num_workers=0")
+    # a budget smaller than one iteration's CPU time: the run ends after one, saved and finished
+    r = run_training(tiny(1, tmp_path, *opts, "train.cpu_budget_min=0.00001"), device="cpu")
+    exp = tmp_path / "tiny-stage1"
+    assert (r["iter"], r["budget_spent"], r["stopped_early"]) == (1, True, False)
+    assert r["cpu_seconds"] > 0 and (exp / "training_states" / "1.state").is_file()
+    assert "its CPU budget of 1e-05 min is used" in (exp / "log.txt").read_text()
+    saved = torch.load(exp / "training_states" / "1.state", weights_only=False)["cpu_seconds"]
+    assert 0 < saved <= r["cpu_seconds"]
+    # resumed with a larger budget: the CPU time already spent still counts
+    r = run_training(tiny(1, tmp_path, *opts, "train.cpu_budget_min=10"), resume=True, device="cpu")
+    assert (r["iter"], r["budget_spent"]) == (50, False) and r["cpu_seconds"] > saved
+    with pytest.raises(VQCNIRError, match="cpu_budget_min must be a positive"):
+        tiny(1, tmp_path, "train.cpu_budget_min=0")
+
+
+def test_charbonnier_and_frequency_losses():
+    from vqcnir.losses import frequency_loss, pixel_loss
+
+    gt = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert pixel_loss(gt, gt, "charbonnier").item() == pytest.approx(1e-3)
+    out = gt + 0.1
+    assert pixel_loss(out, gt, "charbonnier").item() == pytest.approx((0.01 + 1e-6) ** 0.5, rel=1e-4)
+    assert frequency_loss(gt, gt).item() == 0
+    # a constant offset lives only in the DC term; noise of the same L1 spreads over all of them
+    assert frequency_loss(out, gt).item() < frequency_loss(gt + 0.1 * torch.randn_like(gt).sign(), gt).item()
+    # orthonormal: the same per-pixel error gives the same loss at twice the size
+    big = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    noise = lambda x: 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))  # noqa: E731
+    ratio = frequency_loss(big + noise(big), big) / frequency_loss(gt + noise(gt), gt)
+    assert 0.8 < ratio.item() < 1.25
+    r = load_config("tiny-stage2", ["train.losses.pixel_kind=charbonnier", "train.losses.frequency=0.1"])
+    assert (r.train.losses.pixel_kind, r.train.losses.frequency) == ("charbonnier", 0.1)
+    with pytest.raises(VQCNIRError, match="pixel_kind 'l2' is not one of l1, charbonnier"):
+        load_config("tiny-stage2", ["train.losses.pixel_kind=l2"])

@@ -13,11 +13,29 @@ from torch import nn
 from .errors import VQCNIRError
 
 PERCEPTUAL_CHOICES = ("auto", "lpips_vgg", "stlpips_vgg", "none")
+PIXEL_KINDS = ("l1", "charbonnier")
+CHARBONNIER_EPS = 1e-3
 
 
-def pixel_loss(restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """L1 distance, mean over all elements (eq. 14 of the paper)."""
-    return F.l1_loss(restored.float(), gt.float())
+def pixel_loss(restored: torch.Tensor, gt: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """``l1``: mean absolute error (eq. 14 of the paper); ``charbonnier``: mean of
+    sqrt(d² + ε²) with ε = 1e-3, an L1 that is smooth at zero (Restormer, MPRNet)."""
+    d = restored.float() - gt.float()
+    if kind == "l1":
+        return d.abs().mean()
+    if kind == "charbonnier":
+        return torch.sqrt(d * d + CHARBONNIER_EPS ** 2).mean()
+    raise VQCNIRError(f"pixel loss {kind!r} is not one of {', '.join(PIXEL_KINDS)}")
+
+
+def frequency_loss(restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """L1 between the 2-D FFTs (real and imaginary parts) of output and target, per channel, as
+    in MIMO-UNet's FFT loss: it weighs the fine detail that blur removes as much as the low
+    frequencies that dominate a pixel loss. Orthonormal FFT, so the scale does not depend on
+    the crop size."""
+    a = torch.view_as_real(torch.fft.rfft2(restored.float(), norm="ortho"))
+    b = torch.view_as_real(torch.fft.rfft2(gt.float(), norm="ortho"))
+    return (a - b).abs().mean()
 
 
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -70,6 +70,12 @@ _add(MetricSpec("niqe", False, False, {
     "pristine_model": "MATLAB NIQE modelparameters.mat (via BasicSR, Apache-2.0)",
     "implementation": "vqcnir (MATLAB-faithful port)"},
     "niqe_matlab (same algorithm; pyiqa's 'niqe' is a slightly different port)"))
+_add(MetricSpec("blockiness8", False, False, {
+    "colour": "BT.601 luma 0.299 R + 0.587 G + 0.114 B on 0-255, not rounded",
+    "grid": "8 px from the top-left corner (steps from pixel 8k-1 to 8k cross it)",
+    "value": "(mean |step| across grid lines + 0.01) / (mean |step| inside blocks + 0.01), "
+             "horizontal and vertical steps pooled; 1.0 = no grid",
+    "implementation": "vqcnir"}, "none (no pyiqa equivalent)"))
 _add(MetricSpec("musiq", False, True, {"variant": "MUSIQ, KonIQ-10k weights",
                                        "implementation": "pyiqa"}, "musiq"))
 _add(MetricSpec("nrqm", False, True, {"variant": "NRQM (Ma et al.)", "implementation": "pyiqa"}, "nrqm"))
@@ -101,6 +107,10 @@ def build(name: str, device: str | torch.device = "cpu") -> Scorer:
               "ssim": full_reference.ssim, "ssim_rgb": full_reference.ssim_rgb}
     if name in simple:
         return simple[name]
+    if name == "blockiness8":
+        from .blockiness import blockiness8
+
+        return lambda restored, gt=None: blockiness8(restored)
     if name == "niqe":
         from .niqe import niqe
 

@@ -80,6 +80,8 @@ class LossSection:
     perceptual: float = 1.0
     adversarial: float = 0.1
     perceptual_net: str = "auto"     # auto | lpips_vgg | stlpips_vgg | none
+    pixel_kind: str = "l1"           # l1 | charbonnier (sqrt(d^2 + 1e-6), smooth at 0)
+    frequency: float = 0.0           # weight of an L1 loss on the 2-D FFT (real and imaginary parts)
     gan_start_iter: int = 0          # iterations before the discriminator is used
 
 
@@ -107,6 +109,9 @@ class TrainSection:
     ema_decay: float = 0.999                # 0: no EMA (params_ema = params)
     precision: str = "auto"                 # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
     disc_width: int = 64
+    # stop once the run has used this many CPU-minutes (this process and its loader workers,
+    # counted across resumes): a fixed budget that a busy, shared machine does not distort
+    cpu_budget_min: Optional[float] = None
 
 
 @dataclass
@@ -375,11 +380,15 @@ def validate(cfg: TrainConfig) -> None:
     for k in ("pixel", "codebook", "perceptual", "adversarial"):
         if getattr(losses, k) < 0:
             problems.append(f"train.losses.{k} must be >= 0")
-    from ..losses import PERCEPTUAL_CHOICES
+    from ..losses import PERCEPTUAL_CHOICES, PIXEL_KINDS
 
     if losses.perceptual_net not in PERCEPTUAL_CHOICES:
         problems.append(f"train.losses.perceptual_net {losses.perceptual_net!r} is not one of "
                         f"{', '.join(PERCEPTUAL_CHOICES)}")
+    if losses.pixel_kind not in PIXEL_KINDS:
+        problems.append(f"train.losses.pixel_kind {losses.pixel_kind!r} is not one of {', '.join(PIXEL_KINDS)}")
+    if t.cpu_budget_min is not None and not t.cpu_budget_min > 0:
+        problems.append("train.cpu_budget_min must be a positive number of minutes (or null)")
     if losses.perceptual > 0 and losses.perceptual_net == "none":
         problems.append("train.losses.perceptual > 0 needs a perceptual_net (or set the weight to 0)")
     if cfg.stage == 2 and not cfg.stage2.stage1_checkpoint:

@@ -39,7 +39,8 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
 from ..errors import VQCNIRError
-from ..losses import PerceptualLoss, hinge_d_loss, hinge_g_loss, pixel_loss, resolve_perceptual
+from ..losses import (PerceptualLoss, frequency_loss, hinge_d_loss, hinge_g_loss, pixel_loss,
+                      resolve_perceptual)
 from ..nn import VQCNIR, VQCNIRConfig, VQGAN
 from ..nn.discriminator import UNetDiscriminatorSN
 from ..weights import read_checkpoint, save_checkpoint
@@ -117,6 +118,8 @@ class Trainer:
         self.skipped = 0
         self.best: dict = {}
         self.start_iter = 0
+        self.cpu_before = 0.0  # CPU-seconds this run used before this process (resumes)
+        self.cpu_start = None  # the process tree's CPU-seconds when fit() began
         self.schedule_note = ""
         precision = cfg.train.precision
         if precision == "auto":
@@ -349,6 +352,7 @@ class Trainer:
             "restart_counts": self.restart_counts.cpu(),
             "best": self.best,
             "skipped": self.skipped,
+            "cpu_seconds": self.cpu_seconds(),
             "rng_torch": torch.get_rng_state(),
             "perceptual_net": self.perceptual_kind,
             "vqcnir_config": self.net_config.to_dict(),
@@ -372,6 +376,7 @@ class Trainer:
         self.restart_counts.copy_(state["restart_counts"].to(self.restart_counts))
         self.best = state["best"]
         self.skipped = state["skipped"]
+        self.cpu_before = float(state.get("cpu_seconds", 0.0))
         torch.set_rng_state(state["rng_torch"])
         self.start_iter = state["iter"]
 
@@ -465,7 +470,9 @@ class Trainer:
             out = out.float()
             total = out.new_zeros(())
             if w.pixel:
-                logs["l_pix"] = w.pixel * pixel_loss(out, gt)
+                logs["l_pix"] = w.pixel * pixel_loss(out, gt, w.pixel_kind)
+            if w.frequency:
+                logs["l_fft"] = w.frequency * frequency_loss(out, gt)
             if w.codebook:
                 logs["l_code"] = w.codebook * l_code.float()
             if self.perceptual is not None:
@@ -608,6 +615,16 @@ class Trainer:
                 self.tb.add_scalar(f"val/{k}", v, it)
 
     # ------------------------------------------------------------------------------ loop
+    def cpu_seconds(self) -> float:
+        """CPU-seconds this run has used so far, over all its resumes (train.cpu_budget_min)."""
+        if self.cpu_start is None:
+            return self.cpu_before
+        return self.cpu_before + process_tree_cpu_seconds() - self.cpu_start
+
+    def _over_budget(self) -> bool:
+        budget = self.cfg.train.cpu_budget_min
+        return budget is not None and self.cpu_seconds() >= budget * 60
+
     def _out_of_time(self, deadline: float | None) -> bool:
         """Whether the time limit has passed; every process gets rank 0's answer, so all stop together."""
         if deadline is None:
@@ -629,9 +646,12 @@ class Trainer:
         window: dict[str, float] = {}
         window_n = 0
         data_window = step_window = 0.0
+        if cfg.train.cpu_budget_min is not None:
+            self.cpu_start = process_tree_cpu_seconds()
         loader = iter(self.loader)
         it = self.start_iter
         stopped_early = False
+        budget_spent = False
         try:
             while it < total_iter:
                 t0 = time.perf_counter()
@@ -660,10 +680,13 @@ class Trainer:
                     if self.dist.is_main:
                         self._after_validation(it, self.validate(it))
                     D.barrier(self.dist)
-                saved = it % lg.save_every == 0 or it == total_iter
+                budget_spent = it < total_iter and self._budget_decision()
+                saved = it % lg.save_every == 0 or it == total_iter or budget_spent
                 if saved:
                     self.save(it)
                     D.barrier(self.dist)
+                if budget_spent:
+                    break
                 if it < total_iter and self._out_of_time(deadline):
                     stopped_early = True
                     if not saved:
@@ -672,16 +695,29 @@ class Trainer:
                     break
         finally:
             bar.close()
-        if stopped_early:
+        if budget_spent:
+            self.log(f"finished {cfg.name} at iteration {it}: its CPU budget of "
+                     f"{cfg.train.cpu_budget_min:g} min is used ({self.cpu_seconds() / 60:.1f} CPU-min)")
+        elif stopped_early:
             self.log(f"stopped {cfg.name} at iteration {it} of {total_iter}: the time limit was reached; "
                      f"continue with --resume")
         else:
             self.log(f"finished {cfg.name} at iteration {it}"
                      + (f"; {self.skipped} steps skipped" if self.skipped else ""))
-        return {"iter": it, "stopped_early": stopped_early, "best": self.best, "skipped": self.skipped,
+        return {"iter": it, "stopped_early": stopped_early, "budget_spent": budget_spent,
+                "cpu_seconds": self.cpu_seconds(), "best": self.best, "skipped": self.skipped,
                 "experiment": str(self.exp_dir),
                 "history": self.timings.history, "data_time": self.timings.data, "step_time": self.timings.step,
                 "iters": self.timings.iters}
+
+    def _budget_decision(self) -> bool:
+        """Rank 0's CPU-budget check (about 1 ms of /proc reads an iteration), shared by all."""
+        if self.cfg.train.cpu_budget_min is None:
+            return False
+        over = self._over_budget()
+        if not self.dist.enabled:
+            return over
+        return bool(D.broadcast(torch.tensor([float(over)], device=self.device), self.dist).item())
 
     def _log_window(self, it, window, n, data_time, step_time) -> None:
         keys = sorted(window)
@@ -719,6 +755,24 @@ class Trainer:
             self.log_file.close()
             self.log_file = None
         D.teardown(self.dist)
+
+
+def process_tree_cpu_seconds() -> float:
+    """User + system CPU-seconds of this process, its finished children and its live ones (the
+    data-loader workers)."""
+    try:
+        import psutil
+    except ImportError:
+        raise VQCNIRError("train.cpu_budget_min needs psutil: pip install psutil") from None
+    me = psutil.Process()
+    t = me.cpu_times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:  # a worker that just exited is counted in children_* next time
+            pass
+    return total
 
 
 def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
