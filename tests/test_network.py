@@ -184,3 +184,20 @@ def test_stage2_trains_under_cpu_bf16_autocast():
         y, code_loss, _ = model.forward_train(torch.rand(1, 3, 16, 16))
     (y.float().abs().mean() + code_loss).backward()
     assert torch.isfinite(model.main_decode.align_func_dict["Level_1"].dcn.weight.grad).all()
+
+
+@pytest.mark.parametrize("use_dbca", [True, False])
+def test_codebook_at_quarter_scale_keeps_the_keys_and_quadruples_the_codes(use_dbca):
+    base = preset("tiny").with_(use_dbca=use_dbca)
+    quarter = base.with_(quant_scale=4)
+    eighth_net, quarter_net = VQCNIR(base), VQCNIR(quarter)
+    assert {k: v.shape for k, v in quarter_net.state_dict().items()} == \
+        {k: v.shape for k, v in eighth_net.state_dict().items()}
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        out, _, indices = quarter_net.forward_train(x)
+        assert out.shape == x.shape and indices.numel() == (32 // 4) * (48 // 4)
+        assert VQGAN(quarter).code_indices(x).shape[-2:] == (8, 12)
+        assert VQGAN(base).code_indices(x).shape[-2:] == (4, 6)
+    with pytest.raises(ValueError, match="quant_scale=2 is not 4 or 8"):
+        base.with_(quant_scale=2)

@@ -23,6 +23,10 @@ class VQCNIRConfig:
     deform_groups: int = 4
     norm_groups: int = 32
     commitment_beta: float = 0.25
+    # scale of the codebook: 8 (the paper) or 4, where the encoder's last stage keeps its
+    # resolution and G's and D's first upsampling is skipped (same modules, same state-dict
+    # keys, a 4-px code grid instead of 8 px, at about 4x the cost of the coarsest level)
+    quant_scale: int = 8
     # ablation switches of the paper's Table 3 (both on in VQCNIR)
     use_aiem: bool = True
     use_dbca: bool = True
@@ -35,6 +39,8 @@ class VQCNIRConfig:
                 problems.append(f"width x {channels // w} = {channels} is not divisible by norm_groups={self.norm_groups}")
             if channels % self.deform_groups:
                 problems.append(f"{channels} channels are not divisible by deform_groups={self.deform_groups}")
+        if self.quant_scale not in (4, 8):
+            problems.append(f"quant_scale={self.quant_scale} is not 4 or 8")
         if 4 * w < self.aiem_splits:
             problems.append(f"aiem_splits={self.aiem_splits} exceeds the 1/8-scale width {4 * w}")
         if problems:

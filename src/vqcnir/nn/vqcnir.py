@@ -23,13 +23,16 @@ class MainDecoder(nn.Module):
     def __init__(self, cfg: VQCNIRConfig):
         super().__init__()
         self.use_dbca = cfg.use_dbca
+        # with the codebook at 1/4 scale the two coarsest levels share a resolution
+        self.first_step = 2 if cfg.quant_scale == 8 else 1
         widths = [cfg.width * m for m in _LEVEL_MULTIPLIERS]
         self.decoder_dict = nn.ModuleDict()
         self.pre_upsample_dict = nn.ModuleDict()
         for level, prev, ch in zip(LEVELS[1:], widths[:-1], widths[1:]):
             self.decoder_dict[level] = ResnetBlock(2 * ch, ch, cfg.norm_groups)
+            upsample = level != LEVELS[1] or self.first_step == 2
             self.pre_upsample_dict[level] = nn.Sequential(
-                nn.Upsample(scale_factor=2, mode="nearest"), conv3x3(prev, ch)
+                nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity(), conv3x3(prev, ch)
             )
         if cfg.use_dbca:
             self.align_func_dict = nn.ModuleDict()
@@ -57,7 +60,9 @@ class MainDecoder(nn.Module):
                 d, offset_feat = self.align_func_dict[level](d, g)
                 continue
             # The offset feature is scaled like a flow field when upsampled (a release quirk we keep).
-            prev = F.interpolate(offset_feat, scale_factor=2, mode="bilinear", align_corners=False) * 2
+            prev = offset_feat
+            if i > 1 or self.first_step == 2:
+                prev = F.interpolate(offset_feat, scale_factor=2, mode="bilinear", align_corners=False) * 2
             warped, offset_feat = self.align_func_dict[level](d, g, prev)
             d = self.decoder_dict[level](torch.cat((d, warped), dim=1))
         return g_feats[-1] + d

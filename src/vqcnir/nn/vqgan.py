@@ -23,14 +23,14 @@ class Encoder(nn.Module):
         super().__init__()
         w = cfg.width
         self.in_conv = nn.Conv2d(cfg.in_channels, w, 4, stride=1, padding=1)
-        stages = [(w, 2 * w), (2 * w, 4 * w), (4 * w, 4 * w)]
+        stages = [(w, 2 * w, 2), (2 * w, 4 * w, 2), (4 * w, 4 * w, 2 if cfg.quant_scale == 8 else 1)]
         blocks = [
             nn.Sequential(
-                conv3x3(c_in, c_out, stride=2),
+                conv3x3(c_in, c_out, stride=stride),
                 ResBlock(c_out, cfg.norm_groups),
                 ResBlock(c_out, cfg.norm_groups),
             )
-            for c_in, c_out in stages
+            for c_in, c_out, stride in stages
         ]
         if with_aiem:
             blocks.append(EnhanceLayers(4 * w, cfg.num_aiem, cfg.aiem_splits, cfg.aiem_curves))
@@ -44,12 +44,13 @@ class Encoder(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """Nearest x2 upsample, 3x3 conv, two ResBlocks (``block.0`` is the parameter-free upsample)."""
+    """Nearest x2 upsample, 3x3 conv, two ResBlocks (``block.0`` is the parameter-free upsample;
+    ``upsample=False`` makes it the identity, for a codebook at 1/4 scale)."""
 
-    def __init__(self, in_ch: int, out_ch: int, norm_groups: int):
+    def __init__(self, in_ch: int, out_ch: int, norm_groups: int, upsample: bool = True):
         super().__init__()
         self.block = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity(),
             conv3x3(in_ch, out_ch),
             ResBlock(out_ch, norm_groups),
             ResBlock(out_ch, norm_groups),
@@ -82,8 +83,8 @@ class VQGAN(nn.Module):
     def _build_codebook_decoder(self, cfg: VQCNIRConfig) -> None:
         w = cfg.width
         self.decoder_group = nn.ModuleList(
-            DecoderBlock(c_in, c_out, cfg.norm_groups)
-            for c_in, c_out in [(4 * w, 4 * w), (4 * w, 2 * w), (2 * w, w)]
+            DecoderBlock(c_in, c_out, cfg.norm_groups, upsample)
+            for c_in, c_out, upsample in [(4 * w, 4 * w, cfg.quant_scale == 8), (4 * w, 2 * w, True), (2 * w, w, True)]
         )
         self.out_conv = conv3x3(w, cfg.in_channels)
         self.quantize_group = nn.ModuleList([VectorQuantizer(cfg.codebook_size, cfg.code_dim, cfg.commitment_beta)])
@@ -99,7 +100,7 @@ class VQGAN(nn.Module):
         return self.quantizer(self.before_quant_group[0](feat), gt_indices)
 
     def decode_codebook(self, z_q: torch.Tensor) -> list[torch.Tensor]:
-        """Run G; returns its features at 1/8, 1/4, 1/2 and full scale."""
+        """Run G; returns its features at 1/8 (1/4 with ``quant_scale`` 4), 1/4, 1/2 and full scale."""
         feats = [self.after_quant_group[0](z_q)]
         for block in self.decoder_group:
             feats.append(block(feats[-1]))
@@ -107,7 +108,7 @@ class VQGAN(nn.Module):
 
     @torch.no_grad()
     def code_indices(self, image: torch.Tensor) -> torch.Tensor:
-        """Codebook indices (B, 1, H/8, W/8) of an image: the stage-2 code-alignment targets."""
+        """Codebook indices (B, 1, H/s, W/s), s = ``quant_scale``: the stage-2 code-alignment targets."""
         feat = self.multiscale_encoder(image)
         return self.quantizer.nearest_indices(self.before_quant_group[0](feat))
 

@@ -359,7 +359,9 @@ class Trainer:
         }
 
     def _load_state(self, state: dict) -> None:
-        if state.get("vqcnir_config") != self.net_config.to_dict():
+        saved = state.get("vqcnir_config")
+        # fields added to VQCNIRConfig later are absent from older states: they had the default
+        if not isinstance(saved, dict) or {**VQCNIRConfig().to_dict(), **saved} != self.net_config.to_dict():
             raise VQCNIRError(f"{self.resumed_from}: was trained with another network config than this "
                               f"config describes ({state.get('vqcnir_config')})")
         self.net.load_state_dict(state["net_g"])
@@ -603,6 +605,8 @@ class Trainer:
         name = self.cfg.val.best_metric
         value = result.get(name)
         text = "  ".join(f"{k} {v:.4f}" for k, v in result.items())
+        if self.cfg.train.cpu_budget_min is not None:
+            text += f"  (cpu {self.cpu_seconds() / 60:.1f} min)"
         better = value is not None and math.isfinite(value) and (
             not self.best or (value > self.best["value"] if SPECS[name].higher_is_better else value < self.best["value"]))
         if better:

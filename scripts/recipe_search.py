@@ -1,0 +1,201 @@
+"""The default model's fixed-budget recipe search (MODEL_CARD.md, "Recipe search").
+
+Every arm trains stage 2 for the same CPU time (``train.cpu_budget_min``: CPU-seconds of the
+training process and its loader workers, so a busy shared machine slows an arm down but does not
+cut its budget) from its family's stage 1, which also gets a fixed CPU budget. Each arm
+validates on one fixed set of synthetic pairs (``val.night_dir``/``val.gt_dir``) during
+training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8.
+
+    python scripts/recipe_search.py run --photos data/train --val data/valset/test --root experiments/search
+    python scripts/recipe_search.py run ... --arms control,no_perc      # some arms only
+    python scripts/recipe_search.py report --root experiments/search    # the table and the plot
+
+``run`` is resumable: killed (or stopped by --hours) and started again with the same
+arguments, it continues the run it was in and skips finished ones. Precision: bf16 autocast
+where the CPU has native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere, where bf16 is slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# stage-1 families: the network that stage 1 fixes (widths, codebook), as vqcnir train overrides
+FAMILIES: dict[str, list[str]] = {
+    "small": ["model.preset=small"],
+    # half the width, a quarter of the codebook: about a quarter of the multiply-adds
+    "narrow": ["model.preset=small", "model.width=16", "model.codebook_size=256", "model.code_dim=64",
+               "model.norm_groups=8"],
+    # the codebook at 1/4 scale: a 4-px code grid
+    "small_q4": ["model.preset=small", "model.quant_scale=4"],
+}
+
+# the shipped restorer's recipe (L1 + code alignment + ST-LPIPS-VGG, no GAN, 2 x 128² crops)
+CONTROL = ["train.losses.adversarial=0", "data.crop=128", "data.batch_size=2"]
+
+# stage-2 arms: (family, overrides on top of CONTROL)
+ARMS: dict[str, tuple[str, list[str]]] = {
+    "control": ("small", []),
+    "no_perc": ("small", ["train.losses.perceptual=0"]),
+    "narrow": ("narrow", []),
+    "q4": ("small_q4", []),
+    "fft": ("small", ["train.losses.frequency=0.1"]),
+    "no_ca": ("small", ["train.losses.codebook=0"]),
+    "charbonnier": ("small", ["train.losses.pixel_kind=charbonnier"]),
+    "no_aiem": ("small", ["model.use_aiem=false"]),
+    "no_dbca": ("small", ["model.use_dbca=false"]),
+    "d_only": ("small", ["model.use_aiem=false", "model.use_dbca=false"]),
+}
+
+STAGE1_CPU_MIN = 90.0
+STAGE2_CPU_MIN = 90.0
+VAL_EVERY = 400
+
+
+def _precision() -> str:
+    import torch
+
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def _train(root: Path, name: str, preset: str, opts: list[str], budget: float, deadline: float) -> str:
+    """Train (or resume) one run; returns "done", or "paused" if --hours ran out first."""
+    exp = root / name
+    finished = exp / "finished.json"
+    if finished.is_file():
+        return "done"
+    minutes = (deadline - time.monotonic()) / 60
+    if minutes <= 1:
+        return "paused"
+    cmd = [sys.executable, "-m", "vqcnir", "train", "-c", preset, "--time-limit", f"{minutes - 1:.1f}",
+           "--opt", f"name={name}", f"experiments_root={root.as_posix()}", "train.total_iter=1000000",
+           f"train.precision={_precision()}", f"train.cpu_budget_min={budget}", "logging.save_every=400",
+           "logging.progress_bar=false", *opts]
+    if (exp / "training_states").is_dir() and any((exp / "training_states").iterdir()):
+        cmd.append("--resume")
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    ends = re.findall(r"(?:finished|stopped) \S+ at iteration .*", (exp / "log.txt").read_text())
+    if not ends or "CPU budget" not in ends[-1]:
+        return "paused"
+    finished.write_text(json.dumps({"finished": time.strftime("%Y-%m-%d %H:%M")}) + "\n")
+    return "done"
+
+
+def _score(root: Path, arm: str, val: Path) -> dict:
+    """Restore the validation night images with the arm's last EMA weights and score them."""
+    from vqcnir.metrics.evaluate import evaluate_folders
+
+    out = root / arm / "val_restored"
+    weights = root / arm / "models" / "net_g_latest.pth"
+    subprocess.run([sys.executable, "-m", "vqcnir", "restore", str(val / "low_blur_noise"), "-o", str(out),
+                    "--recursive", "--overwrite", "--weights", str(weights), "--device", "cpu"], check=True,
+                   stdout=subprocess.DEVNULL)
+    gt = val / "high_sharp_scaled"
+    plain = evaluate_folders(out, gt, ["psnr", "ssim", "blockiness8"], progress=False)
+    gt_mean = evaluate_folders(out, gt, ["psnr"], progress=False, gt_mean=True)
+    truth = evaluate_folders(gt, None, ["blockiness8"], progress=False)
+    return {**plain.means, "gt_mean_psnr": gt_mean.means["psnr"], "gt_blockiness8": truth.means["blockiness8"]}
+
+
+def _curve(log: str) -> list[tuple[float, float]]:
+    """(CPU-minutes, validation PSNR) pairs from a run's log."""
+    return [(float(m.group(2)), float(m.group(1))) for m in
+            re.finditer(r"validation @ \d+: psnr ([\d.]+).*?\(cpu ([\d.]+) min\)", log)]
+
+
+def run(args) -> int:
+    root, val = Path(args.root), Path(args.val)
+    deadline = time.monotonic() + args.hours * 3600
+    arms = args.arms.split(",") if args.arms else list(ARMS)
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"error: unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
+    val_opts = [f"val.night_dir={(val / 'low_blur_noise').as_posix()}",
+                f"val.gt_dir={(val / 'high_sharp_scaled').as_posix()}", "val.num_images=24",
+                "val.crop=null", f"val.every={VAL_EVERY}"]
+    for arm in arms:
+        family, opts = ARMS[arm]
+        stage1 = f"stage1-{family}"
+        # stage 1 reconstructs the validation set's sharp images, and trains on every photo
+        sharp_val = [f"val.night_dir={(val / 'high_sharp_scaled').as_posix()}",
+                     f"val.gt_dir={(val / 'high_sharp_scaled').as_posix()}", *val_opts[2:]]
+        if _train(root, stage1, "small-stage1", [f"data.root={args.photos}", "data.kind=sharp",
+                                                "train.losses.adversarial=0", "codebook.restart_every=200",
+                                                *FAMILIES[family], *sharp_val], STAGE1_CPU_MIN, deadline) != "done":
+            return 0
+        if _train(root, arm, "small-stage2", [
+                f"data.root={args.photos}", f"stage2.stage1_checkpoint={(root / stage1 / 'models' / 'net_g_latest.pth').as_posix()}",
+                *FAMILIES[family], *CONTROL, *opts, *val_opts], STAGE2_CPU_MIN, deadline) != "done":
+            return 0
+        scores = root / arm / "scores.json"
+        if not scores.is_file():
+            scores.write_text(json.dumps(_score(root, arm, val), indent=2) + "\n")
+        print(f"{arm}: {scores.read_text()}", flush=True)
+    return 0
+
+
+def report(args) -> int:
+    root = Path(args.root)
+    rows = []
+    for arm, (family, opts) in ARMS.items():
+        scores = root / arm / "scores.json"
+        if not scores.is_file():
+            continue
+        s = json.loads(scores.read_text())
+        log = (root / arm / "log.txt").read_text()
+        iters = max(int(m) for m in re.findall(r"saved iteration (\d+)", log))
+        rows.append((arm, family, " ".join(opts) or "(control)", iters, s))
+    print("| arm | stage 1 | change | iterations | PSNR | GT-mean PSNR | SSIM | blockiness8 |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for arm, family, change, iters, s in sorted(rows, key=lambda r: -r[4]["psnr"]):
+        print(f"| {arm} | {family} | `{change}` | {iters:,} | {s['psnr']:.2f} | {s['gt_mean_psnr']:.2f} | "
+              f"{s['ssim']:.4f} | {s['blockiness8']:.3f} |")
+    if rows:
+        print(f"\nground truth blockiness8: {rows[0][4]['gt_blockiness8']:.3f}")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for arm, *_ in rows:
+            curve = _curve((root / arm / "log.txt").read_text())
+            if curve:
+                ax.plot(*zip(*curve), marker=".", label=arm)
+        ax.set_xlabel("stage-2 CPU-minutes")
+        ax.set_ylabel("validation PSNR (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=110)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and score the arms (resumable)")
+    r.add_argument("--photos", required=True, help="training photos (neither validation nor test photos)")
+    r.add_argument("--val", required=True, help="validation pairs: low_blur_noise/ and high_sharp_scaled/")
+    r.add_argument("--root", default="experiments/search")
+    r.add_argument("--arms", help=f"comma-separated subset, in order (default all: {','.join(ARMS)})")
+    r.add_argument("--hours", type=float, default=1000.0, help="stop (resumably) after this much wall time")
+    r.set_defaults(func=run)
+    q = sub.add_parser("report", help="print the table of finished arms (and plot their curves)")
+    q.add_argument("--root", default="experiments/search")
+    q.add_argument("--plot", help="PNG of validation PSNR against CPU-minutes")
+    q.set_defaults(func=report)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
