@@ -10,7 +10,9 @@ training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8.
     python scripts/recipe_search.py run ... --arms control,no_perc      # some arms only
     python scripts/recipe_search.py report --root experiments/search    # the table and the plot
 
-``run`` is resumable: killed (or stopped by --hours) and started again with the same
+Each run is single-threaded (CPU time then measures work, not threads spinning at barriers), so
+two searches with different ``--arms`` lists can share a 2-core machine; they never train the
+same run at once. ``run`` is resumable: killed (or stopped by --hours) and started again with the same
 arguments, it continues the run it was in and skips finished ones. Precision: bf16 autocast
 where the CPU has native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere, where bf16 is slower.
 """
@@ -18,7 +20,9 @@ where the CPU has native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere, where bf16 i
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import re
 import subprocess
 import sys
@@ -52,8 +56,8 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "d_only": ("small", ["model.use_aiem=false", "model.use_dbca=false"]),
 }
 
-STAGE1_CPU_MIN = 90.0
-STAGE2_CPU_MIN = 90.0
+STAGE1_CPU_MIN = 60.0
+STAGE2_CPU_MIN = 45.0
 VAL_EVERY = 400
 
 
@@ -64,7 +68,15 @@ def _precision() -> str:
 
 
 def _train(root: Path, name: str, preset: str, opts: list[str], budget: float, deadline: float) -> str:
-    """Train (or resume) one run; returns "done", or "paused" if --hours ran out first."""
+    """Train (or resume) one run; returns "done", or "paused" if --hours ran out first. Two
+    searches running side by side (one per core) wait for each other's runs, never share one."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _train_locked(root, name, preset, opts, budget, deadline)
+
+
+def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: float, deadline: float) -> str:
     exp = root / name
     finished = exp / "finished.json"
     if finished.is_file():
@@ -79,7 +91,9 @@ def _train(root: Path, name: str, preset: str, opts: list[str], budget: float, d
     if (exp / "training_states").is_dir() and any((exp / "training_states").iterdir()):
         cmd.append("--resume")
     print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    # one thread per run: CPU-seconds then measure work, not threads spinning at barriers on a
+    # busy machine, and two runs side by side use both cores
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     ends = re.findall(r"(?:finished|stopped) \S+ at iteration .*", (exp / "log.txt").read_text())
     if not ends or "CPU budget" not in ends[-1]:
         return "paused"
