@@ -1,7 +1,7 @@
 """Named models: the bundled default and the authors' checkpoint.
 
 ``resolve_weights`` turns what a user typed after ``--weights`` (nothing, a model name or a path)
-into a checkpoint file. Scores are the ones measured for the model card (README, "Default model");
+into a checkpoint file. Scores are the ones measured for the model card (MODEL_CARD.md, "Results");
 they are copied here by hand from the ``vqcnir evaluate`` run the card shows.
 """
 
