@@ -286,10 +286,12 @@ class RestoreOptions:
     def validate(self) -> "RestoreOptions":
         if self.pad_mode not in PAD_MODES:
             raise VQCNIRError(f"unknown pad mode {self.pad_mode!r}; choose one of {', '.join(PAD_MODES)}")
-        if self.tile not in (None, 0) and (self.tile < 16 or not 0 <= self.tile_overlap < self.tile):
-            raise VQCNIRError("--tile must be 0 or >= 16, and --tile-overlap between 0 and the tile size")
-        if self.memory_budget is not None and self.memory_budget <= 0:
-            raise VQCNIRError("--memory-budget must be positive")
+        if self.tile not in (None, 0) and (self.tile < 16 or not 0 <= self.tile_overlap <= self.tile // 2):
+            # blending uses at most half a tile of overlap; more only multiplies the passes
+            # (--tile 16 --tile-overlap 15 would take 16,385 passes for a 128x160 photo)
+            raise VQCNIRError("--tile must be 0 or >= 16, and --tile-overlap between 0 and half the tile size")
+        if self.memory_budget is not None and not 0 < self.memory_budget < math.inf:  # also refuses nan
+            raise VQCNIRError("--memory-budget must be a positive, finite number of GiB")
         return self
 
 

@@ -42,7 +42,7 @@ from ..errors import VQCNIRError
 from ..losses import PerceptualLoss, hinge_d_loss, hinge_g_loss, pixel_loss, resolve_perceptual
 from ..nn import VQCNIR, VQCNIRConfig, VQGAN
 from ..nn.discriminator import UNetDiscriminatorSN
-from ..weights import read_checkpoint, save_checkpoint
+from ..weights import checkpoint_config, read_checkpoint, save_checkpoint
 from . import distributed as D
 from .config import TrainConfig
 from .data import EpochIndexed, GlobalBatchSampler, build_datasets
@@ -178,11 +178,8 @@ class Trainer:
         if cfg.stage == 1:
             return wanted
         state, stored = read_checkpoint(cfg.stage2.stage1_checkpoint)
-        if stored is None:
-            from ..weights import infer_config
-
-            stored = infer_config(state).to_dict()
-        base = VQCNIRConfig.from_dict(stored)
+        base = checkpoint_config(state, stored, cfg.stage2.stage1_checkpoint)
+        stored = base.to_dict()
         self._stage1_state, self._stage1_config = state, base
         differ = [f"{k}={getattr(wanted, k)} (the checkpoint has {v})" for k, v in stored.items()
                   if k not in STAGE2_FIELDS and getattr(wanted, k) != v]
