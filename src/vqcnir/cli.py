@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import VQCNIRError
+from .errors import OutputExistsError, VQCNIRError
 
 # Sub-commands that live with their own package; each module exposes register(subparsers).
 _COMMAND_MODULES = ("vqcnir.data.cli", "vqcnir.metrics.cli", "vqcnir.train.cli")
@@ -57,6 +57,7 @@ def _run_restore(args) -> int:
     from tqdm import tqdm
 
     from .allocator import keep_freed_memory
+    from .atomic import remove_stale_temporaries
     from .engine import (
         RestoreOptions, choose_device, count_passes, precision_dtype, prepare_for_inference, restore_tensor,
     )
@@ -76,23 +77,26 @@ def _run_restore(args) -> int:
         raise VQCNIRError(f"{args.output}: output exists and is not a folder")
 
     failures: list[str] = []
-    jobs = []
-    for item in args.inputs:  # a bad input path is reported, the others still run
-        try:
-            jobs.extend(list_images([item], args.recursive))
-        except VQCNIRError as e:
-            failures.append(str(e))
-            print(f"error: {e}", file=sys.stderr)
+
+    def report(error: VQCNIRError) -> None:  # a bad input path is reported, the others still run
+        failures.append(str(error))
+        print(f"error: {error}", file=sys.stderr)
+
+    # two inputs that would share an output name stop the run here, before anything is written
+    jobs = list_images(args.inputs, args.recursive, exclude=args.output, on_error=report)
     if not jobs and not failures:
         raise VQCNIRError("no images found in the given inputs")
     if device.type == "cpu":
         keep_freed_memory()  # about 1.5x faster on large photos; see vqcnir/allocator.py
     model = prepare_for_inference(load_model(weights), device) if jobs else None
 
+    if args.output.is_dir() and (stale := remove_stale_temporaries(args.output)):
+        print(f"removed {stale} temporary file(s) left in {args.output} by an interrupted run", file=sys.stderr)
     restored = skipped = 0
     done: list[tuple[Path, Path, Path]] = []  # (input, output, relative path) for --side-by-side
     seconds = megapixels = 0.0
-    bar = tqdm(jobs, unit="img", disable=not jobs, dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal, so logs hold whole lines only
+    bar = tqdm(jobs, unit="img", disable=None if jobs else True, dynamic_ncols=True)
     for src, rel in bar:
         dst = args.output / rel
         bar.set_postfix_str(str(rel)[-40:])
@@ -108,15 +112,20 @@ def _run_restore(args) -> int:
             passes = count_passes(model, x.shape[-2], x.shape[-1], options)
             start = time.perf_counter()
             try:
-                with tqdm(total=passes, unit="pass", leave=False, disable=passes == 1, dynamic_ncols=True) as pass_bar:
+                with tqdm(total=passes, unit="pass", leave=False, disable=True if passes == 1 else None,
+                          dynamic_ncols=True) as pass_bar:
                     y = restore_tensor(model, x, options, progress=pass_bar.update)
             except torch.OutOfMemoryError:
                 raise VQCNIRError(f"{src}: out of memory; pass a smaller --tile or --memory-budget") from None
             seconds += time.perf_counter() - start
             megapixels += x.shape[-2] * x.shape[-1] / 1e6
             rgb = y[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
-            write_image(dst, rgb, alpha=image.alpha, bit_depth=image.bit_depth, grey=image.grey)
-            restored += 1
+            try:
+                write_image(dst, rgb, alpha=image.alpha, bit_depth=image.bit_depth, grey=image.grey,
+                            overwrite=args.overwrite)
+                restored += 1
+            except OutputExistsError:  # another run wrote it while this one restored: theirs is kept
+                skipped += 1
             done.append((src, dst, rel))
         except VQCNIRError as e:
             failures.append(str(e))

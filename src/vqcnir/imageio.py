@@ -15,8 +15,9 @@ back again, keeping what a person expects to survive a restore:
 * **EXIF orientation.** Applied on read, so the pixels handed out are upright. Files are
   written without any EXIF, so nothing rotates them a second time.
 * **Atomic writes.** The file is encoded in memory, written to a hidden temporary file in the
-  target folder, flushed to disk and moved over the target with ``os.replace``. If anything
-  fails the temporary file is removed and an existing target is left untouched.
+  target folder, flushed to disk and moved to the target (``vqcnir.atomic``). If anything
+  fails the temporary file is removed and an existing target is left untouched; with
+  ``overwrite=False`` an existing target is never replaced, even one that appeared meanwhile.
 
 Which library decodes what, and why:
 
@@ -47,7 +48,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +57,8 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from vqcnir.errors import VQCNIRError
+from vqcnir.atomic import atomic_path
+from vqcnir.errors import OutputExistsError, VQCNIRError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -600,6 +601,7 @@ def write_image(
     bit_depth: int = 8,
     grey: bool = False,
     quality: int = 95,
+    overwrite: bool = True,
 ) -> None:
     """Write ``rgb`` (H×W×3 float in [0, 1], or uint8/uint16) atomically to ``path``.
 
@@ -607,7 +609,9 @@ def write_image(
     formats are written at 8 bits. ``grey=True`` writes one channel of Rec. 601 luma.
     ``alpha`` (H×W, float in [0, 1] or uint) is stored where the format can hold it and dropped
     with a warning where it cannot (JPEG, BMP). ``quality`` (1-100) applies to JPEG and WebP.
-    Missing parent folders are created.
+    Missing parent folders are created. With ``overwrite=False`` a file that exists at the
+    moment of the write (another run may have written it meanwhile) is kept and
+    :class:`vqcnir.errors.OutputExistsError` raised.
     """
     path = Path(path)
     fmt = _FORMAT_OF_EXTENSION.get(path.suffix.lower())
@@ -649,47 +653,23 @@ def write_image(
         raise VQCNIRError(
             f"{path}: cannot encode the image as {_DISPLAY_NAMES[fmt]} ({_one_line(error)})"
         ) from error
-    _atomic_write(path, data)
+    _atomic_write(path, data, overwrite)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it over ``path``."""
-    folder = path.parent
+def _atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then move it to ``path``."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except FileExistsError:
+        raise OutputExistsError(f"{path}: already exists (kept; --overwrite replaces it)") from None
     except OSError as error:
         raise VQCNIRError(
-            f"{path}: cannot create the folder {folder} ({error.strerror or error})"
+            f"{path}: cannot write the file ({error.strerror or _one_line(error)})"
         ) from error
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        temporary = folder / f".{path.name[:180]}.{secrets.token_hex(4)}.tmp"
-        try:
-            # 0o666 filtered by the umask: the new file gets the same permissions a plain
-            # open() would give it (mkstemp would make it private, 0o600).
-            descriptor = os.open(temporary, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-        except OSError as error:
-            reason = error.strerror or error
-            raise VQCNIRError(f"{path}: cannot write the file ({reason})") from error
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        if isinstance(error, OSError):
-            raise VQCNIRError(
-                f"{path}: cannot write the file ({error.strerror or _one_line(error)})"
-            ) from error
-        raise
 
 
 # --------------------------------------------------------------------------- finding images
@@ -699,7 +679,7 @@ def _is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
+def _images_in_folder(folder: Path, recursive: bool, exclude: Path | None) -> list[tuple[Path, Path]]:
     found: list[tuple[Path, Path]] = []
     if not recursive:
         try:
@@ -718,8 +698,11 @@ def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
             ) from error
 
         for root, dirs, files in os.walk(folder, onerror=on_error):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]  # skip hidden folders
             root_path = Path(root)
+            # skip hidden folders, and the output folder: a second run must not restore the
+            # first run's results again (restored/restored/...)
+            dirs[:] = [d for d in dirs if not d.startswith(".")
+                       and (exclude is None or (root_path / d).resolve() != exclude)]
             for name in files:
                 if _is_image_name(name) and (root_path / name).is_file():
                     file = root_path / name
@@ -729,34 +712,35 @@ def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
 
 
 def list_images(
-    inputs: Iterable[str | os.PathLike[str]], recursive: bool
+    inputs: Iterable[str | os.PathLike[str]],
+    recursive: bool,
+    *,
+    exclude: str | os.PathLike[str] | None = None,
+    on_error: Callable[[VQCNIRError], None] | None = None,
 ) -> list[tuple[Path, Path]]:
     """The image files to process, each with the relative path to give it under an output folder.
 
     A file gives ``(file, Path(file.name))``. A folder gives its images (by extension, hidden
     names skipped), sorted; with ``recursive`` its sub-folders too, and the relative paths
     mirror them (``sub/photo.jpg``). An empty folder gives nothing. The same file named twice
-    is listed once; two different files that would land on the same relative path raise
-    :class:`VQCNIRError`, since one output would overwrite the other.
+    is listed once; two different files that would land on the same relative path, within one
+    input or across inputs, raise :class:`VQCNIRError`, since one output would overwrite the
+    other. A folder ``exclude`` (the output folder) is never descended into. ``on_error``, when
+    given, receives each bad input (missing, not an image, unreadable) and the others are
+    still listed; without it the first one raises.
     """
     result: list[tuple[Path, Path]] = []
     seen_files: set[Path] = set()
     owner_of: dict[Path, Path] = {}
+    excluded = Path(exclude).resolve() if exclude is not None else None
     for given in inputs:
-        path = Path(given)
-        if not path.exists():
-            raise VQCNIRError(f"{path}: no such file or folder")
-        if path.is_dir():
-            pairs = _images_in_folder(path, recursive)
-        elif path.is_file():
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                shown = path.suffix or "no extension"
-                raise VQCNIRError(
-                    f"{path}: not a supported image type ({shown}); supported: {_supported_list()}"
-                )
-            pairs = [(path, Path(path.name))]
-        else:
-            raise VQCNIRError(f"{path}: not a regular file or folder")
+        try:
+            pairs = _images_of_input(Path(given), recursive, excluded)
+        except VQCNIRError as error:
+            if on_error is None:
+                raise
+            on_error(error)
+            continue
         for file, relative in pairs:
             identity = file.resolve()
             if identity in seen_files:
@@ -770,3 +754,18 @@ def list_images(
             owner_of[relative] = file
             result.append((file, relative))
     return result
+
+
+def _images_of_input(path: Path, recursive: bool, exclude: Path | None) -> list[tuple[Path, Path]]:
+    if not path.exists():
+        raise VQCNIRError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return _images_in_folder(path, recursive, exclude)
+    if not path.is_file():
+        raise VQCNIRError(f"{path}: not a regular file or folder")
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        shown = path.suffix or "no extension"
+        raise VQCNIRError(
+            f"{path}: not a supported image type ({shown}); supported: {_supported_list()}"
+        )
+    return [(path, Path(path.name))]

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..atomic import remove_stale_temporaries
 from ..errors import VQCNIRError
 from ._io import list_images, read_rgb, write_rgb, write_text_atomic
 from .degrade import DegradeConfig, Degrader, sample_seed
@@ -182,6 +183,7 @@ def synthesize(sharp_dir: str | os.PathLike, out_dir: str | os.PathLike, *, pair
         raise VQCNIRError("test pairs need held-out photos: give at least 2 photos and a "
                           "test photo fraction above 0")
     _check_settings(out_dir, st.to_json(photos))
+    remove_stale_temporaries(out_dir)  # left by an interrupted run's writes
 
     tasks = []
     skipped = 0
@@ -193,7 +195,7 @@ def synthesize(sharp_dir: str | os.PathLike, out_dir: str | os.PathLike, *, pair
                 tasks.append((split, i, by_split[split]))
 
     workers = min(workers or default_workers(), max(1, len(tasks)))
-    bar = tqdm(total=len(tasks), desc="synth", unit="pair", disable=not progress,
+    bar = tqdm(total=len(tasks), desc="synth", unit="pair", disable=None if progress else True,
                dynamic_ncols=True)
     try:
         if workers <= 1:

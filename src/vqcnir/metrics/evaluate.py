@@ -165,7 +165,7 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
         except MetricUnavailable as error:
             unavailable[name] = str(error)
     rows = []
-    for rel, r_path, g_path in tqdm(pairs, desc="evaluate", unit="img", disable=not progress):
+    for rel, r_path, g_path in tqdm(pairs, desc="evaluate", unit="img", disable=None if progress else True):
         r = read_rgb(r_path)
         g = read_rgb(g_path) if g_path is not None else None
         if g is not None and r.shape != g.shape:
@@ -393,7 +393,7 @@ def restore_folder(night: Path, out: Path, restorer: Callable[[torch.Tensor], to
     replaced. Returns the number of images written.
     """
     targets = restore_targets(night, out)
-    for f, target in tqdm(targets, desc=desc, unit="img", disable=not progress):
+    for f, target in tqdm(targets, desc=desc, unit="img", disable=None if progress else True):
         x = read_rgb(f)
         y = restorer(x)
         rgb = y[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)

@@ -622,7 +622,7 @@ class Trainer:
         cfg, lg = self.cfg, self.cfg.logging
         total_iter = cfg.train.total_iter
         bar = tqdm(total=total_iter, initial=self.start_iter, unit="it", dynamic_ncols=True,
-                   disable=not (self.dist.is_main and lg.progress_bar), file=sys.stderr)
+                   disable=None if self.dist.is_main and lg.progress_bar else True, file=sys.stderr)
         window: dict[str, float] = {}
         window_n = 0
         data_window = step_window = 0.0
