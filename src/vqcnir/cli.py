@@ -42,6 +42,9 @@ def _add_restore(subparsers) -> None:
     p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (default 32)")
     p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="memory one forward pass may use, in GiB (default: 40%% of free RAM, max 8; 60%% of free GPU memory)")
+    p.add_argument("--max-megapixels", type=float, default=None, metavar="MP",
+                   help="refuse larger images, read from their header before decoding (a guard against "
+                        "decompression bombs; default 100, or $VQCNIR_MAX_MEGAPIXELS)")
     p.add_argument("--self-ensemble", action="store_true",
                    help="average the restorations of the 8 flipped and rotated copies: better (about +0.6 dB "
                         "on the samples, less mosaic texture) and 8x slower")
@@ -61,7 +64,7 @@ def _run_restore(args) -> int:
     from .engine import (
         RestoreOptions, choose_device, count_passes, precision_dtype, prepare_for_inference, restore_tensor,
     )
-    from .imageio import list_images, read_image, write_image
+    from .imageio import list_images, read_image, resolve_max_megapixels, write_image
     from .weights import load_model
     from .zoo import resolve_weights
 
@@ -73,6 +76,7 @@ def _run_restore(args) -> int:
         pad_mode=args.pad_mode, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap,
         memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30,
         self_ensemble=args.self_ensemble).validate()
+    max_megapixels = resolve_max_megapixels(args.max_megapixels)
     if args.output.exists() and not args.output.is_dir():
         raise VQCNIRError(f"{args.output}: output exists and is not a folder")
 
@@ -107,7 +111,7 @@ def _run_restore(args) -> int:
                 skipped += 1
                 done.append((src, dst, rel))
                 continue
-            image = read_image(src)
+            image = read_image(src, max_megapixels=max_megapixels)
             x = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
             passes = count_passes(model, x.shape[-2], x.shape[-1], options)
             start = time.perf_counter()

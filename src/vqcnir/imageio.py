@@ -47,6 +47,7 @@ names the file; a wrong argument from calling code (a bad shape, an unknown bit 
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -61,11 +62,14 @@ from vqcnir.atomic import atomic_path
 from vqcnir.errors import OutputExistsError, VQCNIRError
 
 __all__ = [
+    "DEFAULT_MAX_MEGAPIXELS",
     "IMAGE_EXTENSIONS",
+    "MAX_MEGAPIXELS_ENV",
     "LoadedImage",
     "from_uint",
     "list_images",
     "read_image",
+    "resolve_max_megapixels",
     "to_uint",
     "write_image",
 ]
@@ -90,6 +94,10 @@ _ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
 _MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}  # hard limits of the formats (as Pillow enforces them)
 
 MIN_SIDE = 2  # the smallest height and width accepted on read
+# The largest image read_image decodes unless told otherwise: above the 24-61 MP of today's
+# cameras, below what a 2.6 MB PNG "bomb" claims (30000x30000 = 900 MP, ~9 GB once decoded).
+DEFAULT_MAX_MEGAPIXELS = 100.0
+MAX_MEGAPIXELS_ENV = "VQCNIR_MAX_MEGAPIXELS"
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601, as Pillow's "L"
 _ORIENTATION_TAG = 0x0112
 _SUPPORTED = "JPEG, PNG, TIFF, WebP or BMP"
@@ -240,6 +248,35 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return array
 
 
+def resolve_max_megapixels(value: float | None = None) -> float:
+    """The pixel limit of ``read_image``: ``value``, else $VQCNIR_MAX_MEGAPIXELS, else the default."""
+    source = "--max-megapixels"
+    if value is None:
+        text = os.environ.get(MAX_MEGAPIXELS_ENV)
+        if text is None:
+            return DEFAULT_MAX_MEGAPIXELS
+        source = MAX_MEGAPIXELS_ENV
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+    if not 0 < value < math.inf:
+        raise VQCNIRError(f"{source} must be a positive, finite number of megapixels, not {value}")
+    return value
+
+
+def _check_pixels(width: int, height: int, max_pixels: float) -> None:
+    if width * height > max_pixels:
+        megapixels = width * height / 1e6
+        shown = f"{megapixels:,.0f}" if megapixels >= 10 else f"{megapixels:.2g}"
+        raise _BadImage(
+            f"the image is {width}x{height} pixels ({shown} MP), above the limit of "
+            f"{max_pixels / 1e6:g} MP that guards against decompression bombs; if it is a real "
+            f"photo, raise the limit with --max-megapixels {math.ceil(megapixels)} "
+            f"(or {MAX_MEGAPIXELS_ENV})"
+        )
+
+
 def _channels_error(channels: int) -> _BadImage:
     return _BadImage(
         f"the image has {channels} channels; only grey, grey+alpha, RGB and RGBA "
@@ -254,8 +291,12 @@ def _depth_error(description: str) -> _BadImage:
     )
 
 
-def _decode_pillow(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
-    with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+def _decode_pillow(data: bytes, fmt: str, max_pixels: float) -> tuple[np.ndarray, int]:
+    # The format's own opener (what Image.open calls after sniffing) reads only the header, and
+    # skips Pillow's global pixel limit: ours, checked next, is the one that applies.
+    Image.init()
+    with Image.OPEN[fmt][0](io.BytesIO(data), None) as image:
+        _check_pixels(*image.size, max_pixels)
         image.load()
         orientation = _orientation_value(image.getexif().get(_ORIENTATION_TAG, 1))
         mode = image.mode
@@ -304,10 +345,11 @@ def _scan_png(data: bytes) -> tuple[int, int, bytes | None]:
     return width, height, exif
 
 
-def _decode_png(data: bytes) -> tuple[np.ndarray, int]:
+def _decode_png(data: bytes, max_pixels: float) -> tuple[np.ndarray, int]:
     width, height, exif = _scan_png(data)
     if width == 0 or height == 0:
         raise _BadImage(f"the image has zero size ({width}x{height} pixels)")
+    _check_pixels(width, height, max_pixels)
     import imagecodecs  # here, not at the top: importing it takes ~0.13 s and only PNG needs it
 
     return imagecodecs.png_decode(data), _exif_orientation(exif)
@@ -323,7 +365,7 @@ def _rescale_bits(array: np.ndarray, bits: int) -> np.ndarray:
     return scaled.astype(array.dtype)
 
 
-def _decode_tiff(data: bytes) -> tuple[np.ndarray, int]:
+def _decode_tiff(data: bytes, max_pixels: float) -> tuple[np.ndarray, int]:
     photometric_names = {
         0: "min-is-white",
         1: "grey",
@@ -342,6 +384,7 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, int]:
             raise _BadImage(
                 f"the image has zero size ({page.imagewidth}x{page.imagelength} pixels)"
             )
+        _check_pixels(page.imagewidth, page.imagelength, max_pixels)
         dtype = page.dtype
         if dtype is None or dtype.kind == "c":
             raise _depth_error(f"{page.bitspersample}-bit")
@@ -413,10 +456,10 @@ def _unpremultiply(array: np.ndarray) -> np.ndarray:
     return np.concatenate([straight, array[..., -1:]], axis=-1)
 
 
-_DECODERS: dict[str, Callable[[bytes], tuple[np.ndarray, int]]] = {
-    "JPEG": lambda data: _decode_pillow(data, "JPEG"),
-    "WEBP": lambda data: _decode_pillow(data, "WEBP"),
-    "BMP": lambda data: _decode_pillow(data, "BMP"),
+_DECODERS: dict[str, Callable[[bytes, float], tuple[np.ndarray, int]]] = {
+    "JPEG": lambda data, max_pixels: _decode_pillow(data, "JPEG", max_pixels),
+    "WEBP": lambda data, max_pixels: _decode_pillow(data, "WEBP", max_pixels),
+    "BMP": lambda data, max_pixels: _decode_pillow(data, "BMP", max_pixels),
     "PNG": _decode_png,
     "TIFF": _decode_tiff,
 }
@@ -440,9 +483,13 @@ def _check_input_file(path: Path) -> None:
         )
 
 
-def read_image(path: str | os.PathLike[str]) -> LoadedImage:
-    """Read a JPEG, PNG, TIFF, WebP or BMP file as upright float32 RGB (+ exact alpha)."""
+def read_image(path: str | os.PathLike[str], *, max_megapixels: float | None = None) -> LoadedImage:
+    """Read a JPEG, PNG, TIFF, WebP or BMP file as upright float32 RGB (+ exact alpha).
+
+    An image larger than ``max_megapixels`` (default: ``resolve_max_megapixels()``) is refused
+    from its header, before any pixel is decoded: a small compressed file can claim billions."""
     path = Path(path)
+    max_pixels = resolve_max_megapixels(max_megapixels) * 1e6
     _check_input_file(path)
     try:
         data = path.read_bytes()
@@ -455,11 +502,9 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
         raise VQCNIRError(f"{path}: not a {_SUPPORTED} image (unrecognised file contents)")
     shown = _DISPLAY_NAMES[fmt]
     try:
-        array, orientation = _DECODERS[fmt](data)
+        array, orientation = _DECODERS[fmt](data, max_pixels)
     except _BadImage as error:
         raise VQCNIRError(f"{path}: {error}") from None
-    except Image.DecompressionBombError as error:
-        raise VQCNIRError(f"{path}: the image is too large to read ({_one_line(error)})") from None
     except MemoryError:
         raise VQCNIRError(f"{path}: not enough memory to decode this {shown} image") from None
     except Exception as error:  # the codec's own complaint: the data is damaged
