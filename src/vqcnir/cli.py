@@ -62,7 +62,8 @@ def _run_restore(args) -> int:
     from .allocator import keep_freed_memory
     from .atomic import remove_stale_temporaries
     from .engine import (
-        RestoreOptions, choose_device, count_passes, precision_dtype, prepare_for_inference, restore_tensor,
+        RestoreOptions, choose_device, count_passes, effective_precision, precision_dtype, prepare_for_inference,
+        restore_tensor,
     )
     from .imageio import list_images, read_image, resolve_max_megapixels, write_image
     from .weights import load_model
@@ -72,8 +73,11 @@ def _run_restore(args) -> int:
     _check_side_by_side(args)
     device = choose_device(args.device)
     precision_dtype(args.precision, device)  # refuse an impossible precision before any work
+    precision, why = effective_precision(args.precision, device)
+    if why:
+        print(f"warning: --precision {args.precision}: {why}", file=sys.stderr)
     options = RestoreOptions(
-        pad_mode=args.pad_mode, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap,
+        pad_mode=args.pad_mode, precision=precision, tile=args.tile, tile_overlap=args.tile_overlap,
         memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30,
         self_ensemble=args.self_ensemble).validate()
     max_megapixels = resolve_max_megapixels(args.max_megapixels)
