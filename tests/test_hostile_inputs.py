@@ -206,12 +206,10 @@ def no_decoding(monkeypatch):
 
 
 @pytest.mark.parametrize("make, name", [(_png_bomb, "bomb.png"), (_tiff_bomb, "bomb.tif")])
-def test_bombs_are_refused_from_the_header(tmp_path, tiny_state, no_decoding, capsys, make, name):
+def test_bombs_are_refused_from_the_header(tmp_path, tiny_checkpoint, no_decoding, capsys, make, name):
     bomb = make(tmp_path / name)
     assert bomb.stat().st_size < 3 * 2**20
-    weights = tmp_path / "tiny.safetensors"
-    save_checkpoint(weights, tiny_state, preset("tiny"))
-    assert run("restore", bomb, "-o", tmp_path / "out", "--weights", weights) == 1
+    assert run("restore", bomb, "-o", tmp_path / "out", "--weights", tiny_checkpoint) == 1
     err = one_error_line(capsys)
     assert "30000x30000 pixels (900 MP)" in err and "--max-megapixels 900" in err
 
@@ -243,11 +241,10 @@ def test_the_pixel_limit_applies_to_every_format_and_is_configurable(tmp_path, s
         read_image(path)
 
 
-def test_restore_takes_max_megapixels(tmp_path, tiny_state, capsys):
+def test_restore_takes_max_megapixels(tmp_path, tiny_checkpoint, capsys):
     from PIL import Image
 
-    weights = tmp_path / "tiny.safetensors"
-    save_checkpoint(weights, tiny_state, preset("tiny"))
+    weights = tiny_checkpoint
     Image.new("RGB", (40, 30)).save(tmp_path / "small.png")
     assert run("restore", tmp_path / "small.png", "-o", tmp_path / "out", "--weights", weights,
                "--max-megapixels", "0.001") == 1

@@ -9,8 +9,6 @@ from PIL import Image
 
 import vqcnir.engine as engine
 from vqcnir.cli import main
-from vqcnir.nn import VQCNIR, preset
-from vqcnir.weights import save_checkpoint
 
 
 @pytest.mark.parametrize("torch_says, flags, native", [
@@ -38,13 +36,10 @@ def test_precision_falls_back_only_for_bf16_on_such_a_cpu(monkeypatch):
 
 
 @pytest.fixture
-def restore_inputs(tmp_path):
-    torch.manual_seed(0)
-    weights = tmp_path / "tiny.safetensors"
-    save_checkpoint(weights, VQCNIR(preset("tiny")).state_dict(), preset("tiny"))
+def restore_inputs(tmp_path, tiny_checkpoint):
     pixels = np.random.default_rng(0).integers(0, 80, (24, 32, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "a.png")
-    return tmp_path / "a.png", weights
+    return tmp_path / "a.png", tiny_checkpoint
 
 
 def _restore(tmp_path, photo, weights, name, *extra):

@@ -8,20 +8,14 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from vqcnir.cli import main
-from vqcnir.nn import VQCNIR, preset
-from vqcnir.weights import save_checkpoint
 
 
 @pytest.fixture
-def weights(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.safetensors"
-    save_checkpoint(path, VQCNIR(preset("tiny")).state_dict(), preset("tiny"))
-    return path
+def weights(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def _photo(path, seed=0, size=(24, 16)):
@@ -69,19 +63,24 @@ def test_the_same_file_named_twice_is_restored_once(tmp_path, weights, capsys):
 
 
 # ---------------------------------------------------------------- item 2: no-clobber when writing
-def test_a_file_that_appears_while_restoring_is_kept(tmp_path, weights, capsys, monkeypatch):
+def _another_run_writes_first(monkeypatch, target, content):
+    """Make `target` appear while the image is being restored, as a concurrent run would."""
     import vqcnir.engine
 
-    src = _photo(tmp_path / "night" / "x.png")
-    out = tmp_path / "out"
     real = vqcnir.engine.restore_tensor
 
-    def another_run_writes_first(*args, **kwargs):
-        out.mkdir(exist_ok=True)
-        (out / "x.png").write_bytes(b"written by another run")
+    def restore_tensor(*args, **kwargs):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(vqcnir.engine, "restore_tensor", another_run_writes_first)
+    monkeypatch.setattr(vqcnir.engine, "restore_tensor", restore_tensor)
+
+
+def test_a_file_that_appears_while_restoring_is_kept(tmp_path, weights, capsys, monkeypatch):
+    src = _photo(tmp_path / "night" / "x.png")
+    out = tmp_path / "out"
+    _another_run_writes_first(monkeypatch, out / "x.png", b"written by another run")
     assert run("restore", src, "-o", out, "--weights", weights) == 0
     assert (out / "x.png").read_bytes() == b"written by another run"
     assert "restored 0, skipped 1" in capsys.readouterr().out
@@ -89,18 +88,9 @@ def test_a_file_that_appears_while_restoring_is_kept(tmp_path, weights, capsys, 
 
 
 def test_overwrite_still_replaces_a_file_that_appears_meanwhile(tmp_path, weights, monkeypatch):
-    import vqcnir.engine
-
     src = _photo(tmp_path / "night" / "x.png")
     out = tmp_path / "out"
-    real = vqcnir.engine.restore_tensor
-
-    def another_run_writes_first(*args, **kwargs):
-        out.mkdir(exist_ok=True)
-        (out / "x.png").write_bytes(b"old")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(vqcnir.engine, "restore_tensor", another_run_writes_first)
+    _another_run_writes_first(monkeypatch, out / "x.png", b"old")
     assert run("restore", src, "-o", out, "--weights", weights, "--overwrite") == 0
     assert Image.open(out / "x.png").size == (24, 16)
 

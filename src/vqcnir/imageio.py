@@ -802,15 +802,9 @@ def list_images(
 
 
 def _images_of_input(path: Path, recursive: bool, exclude: Path | None) -> list[tuple[Path, Path]]:
-    if not path.exists():
-        raise VQCNIRError(f"{path}: no such file or folder")
     if path.is_dir():
         return _images_in_folder(path, recursive, exclude)
-    if not path.is_file():
-        raise VQCNIRError(f"{path}: not a regular file or folder")
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        shown = path.suffix or "no extension"
-        raise VQCNIRError(
-            f"{path}: not a supported image type ({shown}); supported: {_supported_list()}"
-        )
+    if not path.exists():
+        raise VQCNIRError(f"{path}: no such file or folder")
+    _check_input_file(path)
     return [(path, Path(path.name))]
