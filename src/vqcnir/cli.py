@@ -146,7 +146,7 @@ def _run_restore(args) -> int:
     if args.side_by_side is not None and done:
         from .sheet import write_side_by_side
 
-        rows = write_side_by_side(done, args.side_by_side, args.gt)
+        rows = write_side_by_side(done, args.side_by_side, args.gt, max_megapixels)
         print(f"side-by-side picture of {rows} photo(s) -> {args.side_by_side}")
     return 1 if failures else 0
 
