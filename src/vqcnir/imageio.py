@@ -95,7 +95,7 @@ _MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}  # hard limits of the formats (as Pil
 
 MIN_SIDE = 2  # the smallest height and width accepted on read
 # The largest image read_image decodes unless told otherwise: above the 24-61 MP of today's
-# cameras, below what a 2.6 MB PNG "bomb" claims (30000x30000 = 900 MP, ~9 GB once decoded).
+# cameras, below what a 1 MB PNG "bomb" can claim (30000x30000 = 900 MP, ~9 GB once decoded).
 DEFAULT_MAX_MEGAPIXELS = 100.0
 MAX_MEGAPIXELS_ENV = "VQCNIR_MAX_MEGAPIXELS"
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601, as Pillow's "L"
@@ -272,8 +272,8 @@ def _check_pixels(width: int, height: int, max_pixels: float) -> None:
         raise _BadImage(
             f"the image is {width}x{height} pixels ({shown} MP), above the limit of "
             f"{max_pixels / 1e6:g} MP that guards against decompression bombs; if it is a real "
-            f"photo, raise the limit with --max-megapixels {math.ceil(megapixels)} "
-            f"(or {MAX_MEGAPIXELS_ENV})"
+            f"photo, raise the limit: --max-megapixels {math.ceil(megapixels)} (vqcnir restore) "
+            f"or {MAX_MEGAPIXELS_ENV}={math.ceil(megapixels)} (any command)"
         )
 
 

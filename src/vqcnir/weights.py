@@ -40,7 +40,7 @@ def _format_of(path: Path) -> str:
 
 
 def read_checkpoint(path: str | os.PathLike, key: str | None = None) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """Returns (state dict, stored config dict or None)."""
+    """Returns (state dict, the stored config as found or None); ``checkpoint_config`` checks it."""
     path = Path(path)
     if not path.exists():
         raise VQCNIRError(f"{path}: checkpoint not found")
@@ -87,6 +87,7 @@ def _unpickling_refusal(path: Path, message: str) -> str:
 
 
 _SAFE_MODULES = ("torch.", "collections.", "_codecs.")  # what an ordinary checkpoint's pickle names
+_MAX_PICKLE_BYTES = 64 * 2**20  # a checkpoint's pickle holds the structure; the tensors are apart
 
 
 def _pickled_globals(path: Path) -> list[str]:
@@ -96,7 +97,10 @@ def _pickled_globals(path: Path) -> list[str]:
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                data = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+                entry = next(i for i in archive.infolist() if i.filename.endswith("data.pkl"))
+                if entry.file_size > _MAX_PICKLE_BYTES:  # a zip bomb: do not inflate it
+                    return names
+                data = archive.read(entry)
         else:
             data = path.read_bytes()
         stream = io.BytesIO(data)
@@ -160,7 +164,7 @@ def checkpoint_config(state: dict[str, torch.Tensor], stored, source: str) -> VQ
     checked against the tensors' shapes, or one inferred from them. Checked before anything is
     built, so a small file whose config claims a huge network cannot exhaust memory."""
     inferred = infer_config(state)
-    if stored is None:
+    if stored is None or stored == {}:
         return inferred
     try:
         config = VQCNIRConfig.from_dict(stored)
