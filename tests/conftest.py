@@ -25,6 +25,17 @@ def tiny_model():
     return VQCNIR(preset("tiny")).eval()
 
 
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """A tiny-preset restorer saved as safetensors with its config (random weights, seed 0)."""
+    from vqcnir.weights import save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(path, VQCNIR(preset("tiny")).state_dict(), preset("tiny"))
+    return path
+
+
 @pytest.fixture(autouse=True)
 def allocator_calls(monkeypatch):
     """Commands ask glibc to keep freed memory (vqcnir.allocator), which would last for the whole

@@ -14,11 +14,8 @@ from vqcnir.weights import save_checkpoint
 
 
 @pytest.fixture
-def weights(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.safetensors"
-    save_checkpoint(path, VQCNIR(preset("tiny")).state_dict(), preset("tiny"))
-    return path
+def weights(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def _photo(path, size=(40, 32), mode="RGB"):

@@ -67,7 +67,7 @@ def test_synth_resumes_and_guards_settings(sharp_dir, tmp_path):
     from vqcnir.data.synth import SynthSettings, synthesize
     settings = SynthSettings(seed=7, size=(48, 32), frames_per_video=3)
     counts = synthesize(sharp_dir, out, pairs=4, settings=settings, workers=1, progress=False)
-    assert counts == {"made": 2, "skipped": 2}
+    assert counts == {"made": 2, "skipped": 2, "smaller": 0}
     assert (out / "train" / "low_blur_noise" / "0000" / "0001.png").read_bytes() == first
     with pytest.raises(VQCNIRError, match="other settings.*seed"):
         synth(sharp_dir, out, "--pairs", "3", "--seed", "8")

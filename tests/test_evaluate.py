@@ -322,3 +322,20 @@ def test_self_ensemble_without_a_model_is_one_error_line(small, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: --self-ensemble averages a model's restorations; give --night DIR --weights NAME|PATH")
     assert not (small / "eval").exists()
+
+
+def test_flat_images_are_undefined_for_niqe_and_left_out_of_the_mean(folders, capsys):
+    restored = folders / "restored"
+    _save(restored / "black.png", np.zeros((100, 200, 3), np.uint8))
+    _save(restored / "white.png", np.full((100, 200, 3), 255, np.uint8))
+    out = folders / "nr"
+    assert run("--restored", str(restored), "--metrics", "niqe", "--out", str(out), "--per-image") == 0
+    printed = capsys.readouterr().out
+    assert "niqe: 2 image(s) left out of the mean, undefined because fewer than two 96x96 blocks" in printed
+    assert "black.png, white.png" in printed
+    doc = json.loads((out / "metrics.json").read_text())
+    textured = [row["niqe"] for row in doc["per_image"] if row["image"] in ("a.png", "sub/b.png")]
+    assert doc["mean"]["niqe"] == pytest.approx(np.mean(textured))
+    assert doc["undefined"]["niqe"]["images"] == ["black.png", "white.png"]
+    assert "uniform image" in doc["protocol"]["metrics"]["niqe"]["undefined_when"]
+    assert [line.split()[-1] for line in printed.splitlines() if line.startswith("niqe ")] == ["2"]

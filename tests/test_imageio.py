@@ -450,13 +450,13 @@ def test_failure_while_writing_removes_temporary_file(tmp_path, monkeypatch, bro
 def test_disk_full_halfway_keeps_existing_file(tmp_path, monkeypatch):
     path = tmp_path / "out.tif"
     path.write_bytes(b"precious")
-    real_fdopen = os.fdopen
+    real_open = open
 
     class HalfWriter:
         """A file that takes half of what it is given, then reports a full disk."""
 
-        def __init__(self, descriptor, mode="r", *args, **kwargs):
-            self._file = real_fdopen(descriptor, mode, *args, **kwargs)
+        def __init__(self, file, mode="r", *args, **kwargs):
+            self._file = real_open(file, mode, *args, **kwargs)
 
         def __enter__(self):
             return self
@@ -472,7 +472,7 @@ def test_disk_full_halfway_keeps_existing_file(tmp_path, monkeypatch):
         def __getattr__(self, name):
             return getattr(self._file, name)
 
-    monkeypatch.setattr(imageio.os, "fdopen", HalfWriter)
+    monkeypatch.setattr(imageio, "open", HalfWriter, raising=False)
     with pytest.raises(VQCNIRError, match="No space left"):
         write_image(path, from_uint(smooth_rgb8()))
     monkeypatch.undo()

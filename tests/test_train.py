@@ -241,8 +241,6 @@ def test_resume_equals_uninterrupted_and_survives_a_broken_save(tmp_path):
 
     with pytest.raises(VQCNIRError, match="already exists"):
         Trainer(tiny(1, tmp_path / "a", *opts), device="cpu")
-    with pytest.raises(VQCNIRError, match="nothing to resume"):
-        Trainer(tiny(1, tmp_path / "none", *opts), resume=True, device="cpu")
 
     run_training(tiny(1, tmp_path / "b", *opts, "train.total_iter=4"), device="cpu")
     states = tmp_path / "b" / "tiny-stage1" / "training_states"
@@ -422,3 +420,27 @@ def test_charbonnier_and_frequency_losses():
     assert (r.train.losses.pixel_kind, r.train.losses.frequency) == ("charbonnier", 0.1)
     with pytest.raises(VQCNIRError, match="pixel_kind 'l2' is not one of l1, charbonnier"):
         load_config("tiny-stage2", ["train.losses.pixel_kind=l2"])
+
+
+def test_resume_of_a_run_killed_before_its_first_save_starts_it(tmp_path, capsys):
+    opts = ("train.total_iter=2", "logging.save_every=2", "val.every=100")
+    exp = tmp_path / "tiny-stage1"
+    for sub in ("models", "training_states", "visualization"):  # what a run killed at iteration 1 leaves
+        (exp / sub).mkdir(parents=True)
+    (exp / "log.txt").write_text("started tiny-stage1 ...\n")
+    (exp / "training_states" / ".2.state.123-0badc0de.tmp").write_bytes(b"partial")
+    with pytest.raises(VQCNIRError, match="already exists: pass --resume"):
+        Trainer(tiny(1, tmp_path, *opts), device="cpu")
+    r = run_training(tiny(1, tmp_path, *opts), resume=True, device="cpu")
+    assert r["iter"] == 2 and (exp / "training_states" / "2.state").is_file()
+    assert "no training state was saved): starting at iteration 0" in (exp / "log.txt").read_text()
+    assert "starting at iteration 0" in capsys.readouterr().err
+
+
+def test_resume_never_restarts_over_saved_models(tmp_path):
+    exp = tmp_path / "tiny-stage1"
+    (exp / "models").mkdir(parents=True)
+    (exp / "models" / "net_g_4.pth").write_bytes(b"a model the user keeps")
+    with pytest.raises(VQCNIRError, match="saved models but no training state; move it away"):
+        Trainer(tiny(1, tmp_path, "train.total_iter=2"), resume=True, device="cpu")
+    assert (exp / "models" / "net_g_4.pth").read_bytes() == b"a model the user keeps"

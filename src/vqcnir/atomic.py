@@ -1,32 +1,91 @@
 """Atomic file writes: a temporary file beside the target, moved over it only once complete.
 
 A crash or error mid-write never leaves a half-written checkpoint, image or record behind, and
-never clobbers an existing file (resume logic relies on that).
+never clobbers an existing file (resume logic relies on that). With ``overwrite=False`` the
+"never replace" rule holds at the moment of the move, not only when a caller looked earlier:
+another process that wrote the same name meanwhile keeps its file.
+
+Temporary files are named ``.<name>.<pid>-<random>.tmp``; a process killed mid-write leaves one
+behind, and ``remove_stale_temporaries`` clears those whose process is gone (process ids are
+those of this machine: do not run it while another machine writes into a shared folder).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
+import secrets
 from pathlib import Path
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp$")
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path in ``path``'s folder; on success it replaces ``path``.
-    The temporary file is removed whatever happens."""
+def atomic_path(path: str | os.PathLike, overwrite: bool = True):
+    """Yield a temporary path in ``path``'s folder; on success it becomes ``path``.
+
+    Without ``overwrite``, a ``path`` that exists when the write completes is kept and
+    ``FileExistsError`` raised. The temporary file is removed whatever happens."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    while True:
+        tmp = path.parent / f".{path.name[:180]}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp
-        # mkstemp makes the file private (0600); give it the mode any new file would get
+        # some writers (safetensors) make the file private: give it the mode any new file gets
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        _publish(tmp, path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # the file system refuses an existing name: an atomic no-clobber move
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network shares): claim the name, then fill it
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp, path)
+
+
+def _process_exists(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there would end the process: keep every file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or a number we cannot ask about: keep its file
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files that killed writes left in ``folder`` and below; returns how
+    many. A file of a live process (a concurrent run writing into the same folder) is kept."""
+    removed = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            match = _TEMPORARY.match(name)
+            if match is None:
+                continue
+            if _process_exists(int(match.group(1))):
+                continue
+            try:
+                (Path(root) / name).unlink()
+                removed += 1
+            except OSError:
+                continue  # gone already, or not ours to delete
+    return removed

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import VQCNIRError
+from .errors import OutputExistsError, VQCNIRError
 
 # Sub-commands that live with their own package; each module exposes register(subparsers).
 _COMMAND_MODULES = ("vqcnir.data.cli", "vqcnir.metrics.cli", "vqcnir.train.cli")
@@ -42,6 +42,9 @@ def _add_restore(subparsers) -> None:
     p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in px (default 32)")
     p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="memory one forward pass may use, in GiB (default: 40%% of free RAM, max 8; 60%% of free GPU memory)")
+    p.add_argument("--max-megapixels", type=float, default=None, metavar="MP",
+                   help="refuse larger images, read from their header before decoding (a guard against "
+                        "decompression bombs; default 100, or $VQCNIR_MAX_MEGAPIXELS)")
     p.add_argument("--self-ensemble", action="store_true",
                    help="average the restorations of the 8 flipped and rotated copies: better (about +0.6 dB "
                         "on the samples, less mosaic texture) and 8x slower")
@@ -57,10 +60,12 @@ def _run_restore(args) -> int:
     from tqdm import tqdm
 
     from .allocator import keep_freed_memory
+    from .atomic import remove_stale_temporaries
     from .engine import (
-        RestoreOptions, choose_device, count_passes, precision_dtype, prepare_for_inference, restore_tensor,
+        RestoreOptions, choose_device, count_passes, effective_precision, precision_dtype, prepare_for_inference,
+        restore_tensor,
     )
-    from .imageio import list_images, read_image, write_image
+    from .imageio import list_images, read_image, resolve_max_megapixels, write_image
     from .weights import load_model
     from .zoo import resolve_weights
 
@@ -68,31 +73,38 @@ def _run_restore(args) -> int:
     _check_side_by_side(args)
     device = choose_device(args.device)
     precision_dtype(args.precision, device)  # refuse an impossible precision before any work
+    precision, why = effective_precision(args.precision, device)
+    if why:
+        print(f"warning: --precision {args.precision}: {why}", file=sys.stderr)
     options = RestoreOptions(
-        pad_mode=args.pad_mode, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap,
+        pad_mode=args.pad_mode, precision=precision, tile=args.tile, tile_overlap=args.tile_overlap,
         memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30,
         self_ensemble=args.self_ensemble).validate()
+    max_megapixels = resolve_max_megapixels(args.max_megapixels)
     if args.output.exists() and not args.output.is_dir():
         raise VQCNIRError(f"{args.output}: output exists and is not a folder")
 
     failures: list[str] = []
-    jobs = []
-    for item in args.inputs:  # a bad input path is reported, the others still run
-        try:
-            jobs.extend(list_images([item], args.recursive))
-        except VQCNIRError as e:
-            failures.append(str(e))
-            print(f"error: {e}", file=sys.stderr)
+
+    def report(error: VQCNIRError) -> None:  # a bad input path is reported, the others still run
+        failures.append(str(error))
+        print(f"error: {error}", file=sys.stderr)
+
+    # two inputs that would share an output name stop the run here, before anything is written
+    jobs = list_images(args.inputs, args.recursive, exclude=args.output, on_error=report)
     if not jobs and not failures:
         raise VQCNIRError("no images found in the given inputs")
     if device.type == "cpu":
         keep_freed_memory()  # about 1.5x faster on large photos; see vqcnir/allocator.py
     model = prepare_for_inference(load_model(weights), device) if jobs else None
 
+    if args.output.is_dir() and (stale := remove_stale_temporaries(args.output)):
+        print(f"removed {stale} temporary file(s) left in {args.output} by an interrupted run", file=sys.stderr)
     restored = skipped = 0
     done: list[tuple[Path, Path, Path]] = []  # (input, output, relative path) for --side-by-side
     seconds = megapixels = 0.0
-    bar = tqdm(jobs, unit="img", disable=not jobs, dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal, so logs hold whole lines only
+    bar = tqdm(jobs, unit="img", disable=None if jobs else True, dynamic_ncols=True)
     for src, rel in bar:
         dst = args.output / rel
         bar.set_postfix_str(str(rel)[-40:])
@@ -103,20 +115,25 @@ def _run_restore(args) -> int:
                 skipped += 1
                 done.append((src, dst, rel))
                 continue
-            image = read_image(src)
+            image = read_image(src, max_megapixels=max_megapixels)
             x = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
             passes = count_passes(model, x.shape[-2], x.shape[-1], options)
             start = time.perf_counter()
             try:
-                with tqdm(total=passes, unit="pass", leave=False, disable=passes == 1, dynamic_ncols=True) as pass_bar:
+                with tqdm(total=passes, unit="pass", leave=False, disable=True if passes == 1 else None,
+                          dynamic_ncols=True) as pass_bar:
                     y = restore_tensor(model, x, options, progress=pass_bar.update)
             except torch.OutOfMemoryError:
                 raise VQCNIRError(f"{src}: out of memory; pass a smaller --tile or --memory-budget") from None
             seconds += time.perf_counter() - start
             megapixels += x.shape[-2] * x.shape[-1] / 1e6
             rgb = y[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
-            write_image(dst, rgb, alpha=image.alpha, bit_depth=image.bit_depth, grey=image.grey)
-            restored += 1
+            try:
+                write_image(dst, rgb, alpha=image.alpha, bit_depth=image.bit_depth, grey=image.grey,
+                            overwrite=args.overwrite)
+                restored += 1
+            except OutputExistsError:  # another run wrote it while this one restored: theirs is kept
+                skipped += 1
             done.append((src, dst, rel))
         except VQCNIRError as e:
             failures.append(str(e))
@@ -129,7 +146,7 @@ def _run_restore(args) -> int:
     if args.side_by_side is not None and done:
         from .sheet import write_side_by_side
 
-        rows = write_side_by_side(done, args.side_by_side, args.gt)
+        rows = write_side_by_side(done, args.side_by_side, args.gt, max_megapixels)
         print(f"side-by-side picture of {rows} photo(s) -> {args.side_by_side}")
     return 1 if failures else 0
 

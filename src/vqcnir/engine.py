@@ -69,6 +69,41 @@ def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.float16
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware: AVX-512 BF16 or AMX on x86 (Intel Cooper Lake,
+    Sapphire Rapids and later; AMD Zen 4 and later), the BF16 extension on Arm. Elsewhere oneDNN
+    emulates it: 4-8x slower than fp32 on an AVX2 CPU."""
+    try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+    except (AttributeError, RuntimeError):
+        return False
+    # oneDNN also says yes on AVX-512 CPUs without BF16, where it converts in software
+    flags = _cpu_flags()
+    return flags is None or bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); None where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def effective_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """The precision to compute in, and a one-line reason when it is not the one asked for:
+    bf16 on a CPU without native bf16 runs in fp32 instead."""
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        return "fp32", ("this CPU has no native bf16 (AVX-512 BF16 or AMX), where bf16 runs 4-8x "
+                        "slower than fp32; using fp32")
+    return precision, ""
+
+
 def autocast_context(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float32:
         return contextlib.nullcontext()
@@ -286,10 +321,12 @@ class RestoreOptions:
     def validate(self) -> "RestoreOptions":
         if self.pad_mode not in PAD_MODES:
             raise VQCNIRError(f"unknown pad mode {self.pad_mode!r}; choose one of {', '.join(PAD_MODES)}")
-        if self.tile not in (None, 0) and (self.tile < 16 or not 0 <= self.tile_overlap < self.tile):
-            raise VQCNIRError("--tile must be 0 or >= 16, and --tile-overlap between 0 and the tile size")
-        if self.memory_budget is not None and self.memory_budget <= 0:
-            raise VQCNIRError("--memory-budget must be positive")
+        if self.tile not in (None, 0) and (self.tile < 16 or not 0 <= self.tile_overlap <= self.tile // 2):
+            # blending uses at most half a tile of overlap; more only multiplies the passes
+            # (--tile 16 --tile-overlap 15 would take 16,385 passes for a 128x160 photo)
+            raise VQCNIRError("--tile must be 0 or >= 16, and --tile-overlap between 0 and half the tile size")
+        if self.memory_budget is not None and not 0 < self.memory_budget < math.inf:  # also refuses nan
+            raise VQCNIRError("--memory-budget must be a positive, finite number of GiB")
         return self
 
 

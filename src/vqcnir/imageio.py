@@ -15,8 +15,9 @@ back again, keeping what a person expects to survive a restore:
 * **EXIF orientation.** Applied on read, so the pixels handed out are upright. Files are
   written without any EXIF, so nothing rotates them a second time.
 * **Atomic writes.** The file is encoded in memory, written to a hidden temporary file in the
-  target folder, flushed to disk and moved over the target with ``os.replace``. If anything
-  fails the temporary file is removed and an existing target is left untouched.
+  target folder, flushed to disk and moved to the target (``vqcnir.atomic``). If anything
+  fails the temporary file is removed and an existing target is left untouched; with
+  ``overwrite=False`` an existing target is never replaced, even one that appeared meanwhile.
 
 Which library decodes what, and why:
 
@@ -46,8 +47,8 @@ names the file; a wrong argument from calling code (a bad shape, an unknown bit 
 from __future__ import annotations
 
 import io
+import math
 import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +58,18 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from vqcnir.errors import VQCNIRError
+from vqcnir.atomic import atomic_path
+from vqcnir.errors import OutputExistsError, VQCNIRError
 
 __all__ = [
+    "DEFAULT_MAX_MEGAPIXELS",
     "IMAGE_EXTENSIONS",
+    "MAX_MEGAPIXELS_ENV",
     "LoadedImage",
     "from_uint",
     "list_images",
     "read_image",
+    "resolve_max_megapixels",
     "to_uint",
     "write_image",
 ]
@@ -89,6 +94,10 @@ _ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
 _MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}  # hard limits of the formats (as Pillow enforces them)
 
 MIN_SIDE = 2  # the smallest height and width accepted on read
+# The largest image read_image decodes unless told otherwise: above the 24-61 MP of today's
+# cameras, below what a 1 MB PNG "bomb" can claim (30000x30000 = 900 MP, ~9 GB once decoded).
+DEFAULT_MAX_MEGAPIXELS = 100.0
+MAX_MEGAPIXELS_ENV = "VQCNIR_MAX_MEGAPIXELS"
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601, as Pillow's "L"
 _ORIENTATION_TAG = 0x0112
 _SUPPORTED = "JPEG, PNG, TIFF, WebP or BMP"
@@ -239,6 +248,35 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return array
 
 
+def resolve_max_megapixels(value: float | None = None) -> float:
+    """The pixel limit of ``read_image``: ``value``, else $VQCNIR_MAX_MEGAPIXELS, else the default."""
+    source = "--max-megapixels"
+    if value is None:
+        text = os.environ.get(MAX_MEGAPIXELS_ENV)
+        if text is None:
+            return DEFAULT_MAX_MEGAPIXELS
+        source = MAX_MEGAPIXELS_ENV
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+    if not 0 < value < math.inf:
+        raise VQCNIRError(f"{source} must be a positive, finite number of megapixels, not {value}")
+    return value
+
+
+def _check_pixels(width: int, height: int, max_pixels: float) -> None:
+    if width * height > max_pixels:
+        megapixels = width * height / 1e6
+        shown = f"{megapixels:,.0f}" if megapixels >= 10 else f"{megapixels:.2g}"
+        raise _BadImage(
+            f"the image is {width}x{height} pixels ({shown} MP), above the limit of "
+            f"{max_pixels / 1e6:g} MP that guards against decompression bombs; if it is a real "
+            f"photo, raise the limit: --max-megapixels {math.ceil(megapixels)} (vqcnir restore) "
+            f"or {MAX_MEGAPIXELS_ENV}={math.ceil(megapixels)} (any command)"
+        )
+
+
 def _channels_error(channels: int) -> _BadImage:
     return _BadImage(
         f"the image has {channels} channels; only grey, grey+alpha, RGB and RGBA "
@@ -253,8 +291,12 @@ def _depth_error(description: str) -> _BadImage:
     )
 
 
-def _decode_pillow(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
-    with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+def _decode_pillow(data: bytes, fmt: str, max_pixels: float) -> tuple[np.ndarray, int]:
+    # The format's own opener (what Image.open calls after sniffing) reads only the header, and
+    # skips Pillow's global pixel limit: ours, checked next, is the one that applies.
+    Image.init()
+    with Image.OPEN[fmt][0](io.BytesIO(data), None) as image:
+        _check_pixels(*image.size, max_pixels)
         image.load()
         orientation = _orientation_value(image.getexif().get(_ORIENTATION_TAG, 1))
         mode = image.mode
@@ -303,10 +345,11 @@ def _scan_png(data: bytes) -> tuple[int, int, bytes | None]:
     return width, height, exif
 
 
-def _decode_png(data: bytes) -> tuple[np.ndarray, int]:
+def _decode_png(data: bytes, max_pixels: float) -> tuple[np.ndarray, int]:
     width, height, exif = _scan_png(data)
     if width == 0 or height == 0:
         raise _BadImage(f"the image has zero size ({width}x{height} pixels)")
+    _check_pixels(width, height, max_pixels)
     import imagecodecs  # here, not at the top: importing it takes ~0.13 s and only PNG needs it
 
     return imagecodecs.png_decode(data), _exif_orientation(exif)
@@ -322,7 +365,7 @@ def _rescale_bits(array: np.ndarray, bits: int) -> np.ndarray:
     return scaled.astype(array.dtype)
 
 
-def _decode_tiff(data: bytes) -> tuple[np.ndarray, int]:
+def _decode_tiff(data: bytes, max_pixels: float) -> tuple[np.ndarray, int]:
     photometric_names = {
         0: "min-is-white",
         1: "grey",
@@ -341,6 +384,7 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, int]:
             raise _BadImage(
                 f"the image has zero size ({page.imagewidth}x{page.imagelength} pixels)"
             )
+        _check_pixels(page.imagewidth, page.imagelength, max_pixels)
         dtype = page.dtype
         if dtype is None or dtype.kind == "c":
             raise _depth_error(f"{page.bitspersample}-bit")
@@ -412,10 +456,10 @@ def _unpremultiply(array: np.ndarray) -> np.ndarray:
     return np.concatenate([straight, array[..., -1:]], axis=-1)
 
 
-_DECODERS: dict[str, Callable[[bytes], tuple[np.ndarray, int]]] = {
-    "JPEG": lambda data: _decode_pillow(data, "JPEG"),
-    "WEBP": lambda data: _decode_pillow(data, "WEBP"),
-    "BMP": lambda data: _decode_pillow(data, "BMP"),
+_DECODERS: dict[str, Callable[[bytes, float], tuple[np.ndarray, int]]] = {
+    "JPEG": lambda data, max_pixels: _decode_pillow(data, "JPEG", max_pixels),
+    "WEBP": lambda data, max_pixels: _decode_pillow(data, "WEBP", max_pixels),
+    "BMP": lambda data, max_pixels: _decode_pillow(data, "BMP", max_pixels),
     "PNG": _decode_png,
     "TIFF": _decode_tiff,
 }
@@ -439,9 +483,13 @@ def _check_input_file(path: Path) -> None:
         )
 
 
-def read_image(path: str | os.PathLike[str]) -> LoadedImage:
-    """Read a JPEG, PNG, TIFF, WebP or BMP file as upright float32 RGB (+ exact alpha)."""
+def read_image(path: str | os.PathLike[str], *, max_megapixels: float | None = None) -> LoadedImage:
+    """Read a JPEG, PNG, TIFF, WebP or BMP file as upright float32 RGB (+ exact alpha).
+
+    An image larger than ``max_megapixels`` (default: ``resolve_max_megapixels()``) is refused
+    from its header, before any pixel is decoded: a small compressed file can claim billions."""
     path = Path(path)
+    max_pixels = resolve_max_megapixels(max_megapixels) * 1e6
     _check_input_file(path)
     try:
         data = path.read_bytes()
@@ -454,11 +502,9 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
         raise VQCNIRError(f"{path}: not a {_SUPPORTED} image (unrecognised file contents)")
     shown = _DISPLAY_NAMES[fmt]
     try:
-        array, orientation = _DECODERS[fmt](data)
+        array, orientation = _DECODERS[fmt](data, max_pixels)
     except _BadImage as error:
         raise VQCNIRError(f"{path}: {error}") from None
-    except Image.DecompressionBombError as error:
-        raise VQCNIRError(f"{path}: the image is too large to read ({_one_line(error)})") from None
     except MemoryError:
         raise VQCNIRError(f"{path}: not enough memory to decode this {shown} image") from None
     except Exception as error:  # the codec's own complaint: the data is damaged
@@ -600,6 +646,7 @@ def write_image(
     bit_depth: int = 8,
     grey: bool = False,
     quality: int = 95,
+    overwrite: bool = True,
 ) -> None:
     """Write ``rgb`` (H×W×3 float in [0, 1], or uint8/uint16) atomically to ``path``.
 
@@ -607,7 +654,9 @@ def write_image(
     formats are written at 8 bits. ``grey=True`` writes one channel of Rec. 601 luma.
     ``alpha`` (H×W, float in [0, 1] or uint) is stored where the format can hold it and dropped
     with a warning where it cannot (JPEG, BMP). ``quality`` (1-100) applies to JPEG and WebP.
-    Missing parent folders are created.
+    Missing parent folders are created. With ``overwrite=False`` a file that exists at the
+    moment of the write (another run may have written it meanwhile) is kept and
+    :class:`vqcnir.errors.OutputExistsError` raised.
     """
     path = Path(path)
     fmt = _FORMAT_OF_EXTENSION.get(path.suffix.lower())
@@ -649,47 +698,23 @@ def write_image(
         raise VQCNIRError(
             f"{path}: cannot encode the image as {_DISPLAY_NAMES[fmt]} ({_one_line(error)})"
         ) from error
-    _atomic_write(path, data)
+    _atomic_write(path, data, overwrite)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it over ``path``."""
-    folder = path.parent
+def _atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then move it to ``path``."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except FileExistsError:
+        raise OutputExistsError(f"{path}: already exists (kept; --overwrite replaces it)") from None
     except OSError as error:
         raise VQCNIRError(
-            f"{path}: cannot create the folder {folder} ({error.strerror or error})"
+            f"{path}: cannot write the file ({error.strerror or _one_line(error)})"
         ) from error
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        temporary = folder / f".{path.name[:180]}.{secrets.token_hex(4)}.tmp"
-        try:
-            # 0o666 filtered by the umask: the new file gets the same permissions a plain
-            # open() would give it (mkstemp would make it private, 0o600).
-            descriptor = os.open(temporary, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-        except OSError as error:
-            reason = error.strerror or error
-            raise VQCNIRError(f"{path}: cannot write the file ({reason})") from error
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        if isinstance(error, OSError):
-            raise VQCNIRError(
-                f"{path}: cannot write the file ({error.strerror or _one_line(error)})"
-            ) from error
-        raise
 
 
 # --------------------------------------------------------------------------- finding images
@@ -699,7 +724,7 @@ def _is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
+def _images_in_folder(folder: Path, recursive: bool, exclude: Path | None) -> list[tuple[Path, Path]]:
     found: list[tuple[Path, Path]] = []
     if not recursive:
         try:
@@ -718,8 +743,11 @@ def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
             ) from error
 
         for root, dirs, files in os.walk(folder, onerror=on_error):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]  # skip hidden folders
             root_path = Path(root)
+            # skip hidden folders, and the output folder: a second run must not restore the
+            # first run's results again (restored/restored/...)
+            dirs[:] = [d for d in dirs if not d.startswith(".")
+                       and (exclude is None or (root_path / d).resolve() != exclude)]
             for name in files:
                 if _is_image_name(name) and (root_path / name).is_file():
                     file = root_path / name
@@ -729,34 +757,35 @@ def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
 
 
 def list_images(
-    inputs: Iterable[str | os.PathLike[str]], recursive: bool
+    inputs: Iterable[str | os.PathLike[str]],
+    recursive: bool,
+    *,
+    exclude: str | os.PathLike[str] | None = None,
+    on_error: Callable[[VQCNIRError], None] | None = None,
 ) -> list[tuple[Path, Path]]:
     """The image files to process, each with the relative path to give it under an output folder.
 
     A file gives ``(file, Path(file.name))``. A folder gives its images (by extension, hidden
     names skipped), sorted; with ``recursive`` its sub-folders too, and the relative paths
     mirror them (``sub/photo.jpg``). An empty folder gives nothing. The same file named twice
-    is listed once; two different files that would land on the same relative path raise
-    :class:`VQCNIRError`, since one output would overwrite the other.
+    is listed once; two different files that would land on the same relative path, within one
+    input or across inputs, raise :class:`VQCNIRError`, since one output would overwrite the
+    other. A folder ``exclude`` (the output folder) is never descended into. ``on_error``, when
+    given, receives each bad input (missing, not an image, unreadable) and the others are
+    still listed; without it the first one raises.
     """
     result: list[tuple[Path, Path]] = []
     seen_files: set[Path] = set()
     owner_of: dict[Path, Path] = {}
+    excluded = Path(exclude).resolve() if exclude is not None else None
     for given in inputs:
-        path = Path(given)
-        if not path.exists():
-            raise VQCNIRError(f"{path}: no such file or folder")
-        if path.is_dir():
-            pairs = _images_in_folder(path, recursive)
-        elif path.is_file():
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                shown = path.suffix or "no extension"
-                raise VQCNIRError(
-                    f"{path}: not a supported image type ({shown}); supported: {_supported_list()}"
-                )
-            pairs = [(path, Path(path.name))]
-        else:
-            raise VQCNIRError(f"{path}: not a regular file or folder")
+        try:
+            pairs = _images_of_input(Path(given), recursive, excluded)
+        except VQCNIRError as error:
+            if on_error is None:
+                raise
+            on_error(error)
+            continue
         for file, relative in pairs:
             identity = file.resolve()
             if identity in seen_files:
@@ -770,3 +799,12 @@ def list_images(
             owner_of[relative] = file
             result.append((file, relative))
     return result
+
+
+def _images_of_input(path: Path, recursive: bool, exclude: Path | None) -> list[tuple[Path, Path]]:
+    if path.is_dir():
+        return _images_in_folder(path, recursive, exclude)
+    if not path.exists():
+        raise VQCNIRError(f"{path}: no such file or folder")
+    _check_input_file(path)
+    return [(path, Path(path.name))]

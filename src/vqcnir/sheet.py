@@ -47,8 +47,8 @@ def side_by_side(rows: list[list[tuple[str, np.ndarray]]], height: int = ROW_HEI
     return np.concatenate(padded)[:-GAP]
 
 
-def _rgb(path: Path) -> np.ndarray:
-    return read_image(path).rgb
+def _rgb(path: Path, max_megapixels: float | None) -> np.ndarray:
+    return read_image(path, max_megapixels=max_megapixels).rgb
 
 
 def _matching(folder: Path, rel: Path) -> Path | None:
@@ -60,17 +60,20 @@ def _matching(folder: Path, rel: Path) -> Path | None:
     return found[0] if found else None
 
 
-def write_side_by_side(pairs: list[tuple[Path, Path, Path]], dst: Path, gt_dir: Path | None = None) -> int:
+def write_side_by_side(pairs: list[tuple[Path, Path, Path]], dst: Path, gt_dir: Path | None = None,
+                       max_megapixels: float | None = None) -> int:
     """Write night | restored (| ground truth) rows for (night file, restored file, relative path).
 
-    Returns the number of rows. Ground truth is looked up in ``gt_dir`` by relative path.
+    Returns the number of rows. Ground truth is looked up in ``gt_dir`` by relative path; images
+    are read with ``read_image``'s pixel limit ``max_megapixels``.
     """
     rows = []
     for night, restored, rel in pairs:
-        row = [(f"night: {rel.as_posix()}", _rgb(night)), ("restored", _rgb(restored))]
+        row = [(f"night: {rel.as_posix()}", _rgb(night, max_megapixels)),
+               ("restored", _rgb(restored, max_megapixels))]
         gt = _matching(gt_dir, rel) if gt_dir is not None else None
         if gt is not None:
-            row.append(("ground truth", _rgb(gt)))
+            row.append(("ground truth", _rgb(gt, max_megapixels)))
         rows.append(row)
     write_image(dst, side_by_side(rows), bit_depth=8)
     return len(rows)

@@ -7,10 +7,14 @@ safetensors), because GroupNorm's group count cannot be read off the tensors.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
+import pickletools
 import re
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -36,7 +40,7 @@ def _format_of(path: Path) -> str:
 
 
 def read_checkpoint(path: str | os.PathLike, key: str | None = None) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """Returns (state dict, stored config dict or None)."""
+    """Returns (state dict, the stored config as found or None); ``checkpoint_config`` checks it."""
     path = Path(path)
     if not path.exists():
         raise VQCNIRError(f"{path}: checkpoint not found")
@@ -45,19 +49,16 @@ def read_checkpoint(path: str | os.PathLike, key: str | None = None) -> tuple[di
     if _format_of(path) == "safetensors":
         return _read_safetensors(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says it all
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        # weights_only refuses any pickled class it does not know: say which one, in one line
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        if found:
-            raise VQCNIRError(f"{path}: refusing to load: it holds a pickled object ({found.group(1)}), "
-                              "not only tensors") from None
-        raise VQCNIRError(f"{path}: not a readable PyTorch checkpoint (damaged or another format)") from None
+        raise VQCNIRError(f"{path}: {_unpickling_refusal(path, str(e))}") from None
     except Exception as e:  # zip/EOF/format errors from a damaged or foreign file
         raise VQCNIRError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
     if not isinstance(data, dict):
         raise VQCNIRError(f"{path}: expected a dict of tensors, found {type(data).__name__}")
-    config = data.get(CONFIG_KEY) if isinstance(data.get(CONFIG_KEY), dict) else None
+    config = data.get(CONFIG_KEY)
     if key is not None:
         if key not in data:
             raise VQCNIRError(f"{path}: has no {key!r} entry (it has: {', '.join(map(str, list(data)[:6]))})")
@@ -73,6 +74,49 @@ def read_checkpoint(path: str | os.PathLike, key: str | None = None) -> tuple[di
     return tensors, config
 
 
+def _unpickling_refusal(path: Path, message: str) -> str:
+    """One line for torch's weights-only refusal: pickled code, named, or a damaged file."""
+    # torch names the global in some refusals ("Unsupported global: GLOBAL os.system", "unsupported
+    # GLOBAL posix.system whose module ...") but only says "Unsupported operand 149" for a
+    # protocol-4 pickle, as it does for plain junk: then the pickle's opcodes tell (read, never run)
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    names = [found.group(1)] if found else [n for n in _pickled_globals(path) if not n.startswith(_SAFE_MODULES)]
+    if names:
+        return f"refusing to load: it holds pickled code or objects ({', '.join(names[:2])}), not only tensors"
+    return "not a readable PyTorch checkpoint (damaged or another format)"
+
+
+_SAFE_MODULES = ("torch.", "collections.", "_codecs.")  # what an ordinary checkpoint's pickle names
+_MAX_PICKLE_BYTES = 64 * 2**20  # a checkpoint's pickle holds the structure; the tensors are apart
+
+
+def _pickled_globals(path: Path) -> list[str]:
+    """The classes and functions a pickle (or a torch zip checkpoint's data.pkl) refers to."""
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                entry = next(i for i in archive.infolist() if i.filename.endswith("data.pkl"))
+                if entry.file_size > _MAX_PICKLE_BYTES:  # a zip bomb: do not inflate it
+                    return names
+                data = archive.read(entry)
+        else:
+            data = path.read_bytes()
+        stream = io.BytesIO(data)
+        while stream.tell() < len(data):  # the legacy format is several pickles in a row
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST"):
+                    names.append(arg.replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(".".join(strings[-2:]))
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # not a pickle (junk, truncated): whatever was named so far
+        pass
+    return names
+
+
 def _read_safetensors(path: Path):
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
@@ -83,8 +127,12 @@ def _read_safetensors(path: Path):
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise VQCNIRError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
-    config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
-    return tensors, config
+    if CONFIG_KEY not in metadata:
+        return tensors, None
+    try:
+        return tensors, json.loads(metadata[CONFIG_KEY])
+    except ValueError:
+        raise VQCNIRError(f"{path}: its {CONFIG_KEY} metadata is not JSON") from None
 
 
 def infer_config(state: dict[str, torch.Tensor]) -> VQCNIRConfig:
@@ -109,6 +157,27 @@ def infer_config(state: dict[str, torch.Tensor]) -> VQCNIRConfig:
         use_aiem=bool(aiem),
         use_dbca=any(k.startswith("main_decode.attn.") for k in state),
     )
+
+
+def checkpoint_config(state: dict[str, torch.Tensor], stored, source: str) -> VQCNIRConfig:
+    """The network a checkpoint holds: its stored config (``read_checkpoint``'s second value),
+    checked against the tensors' shapes, or one inferred from them. Checked before anything is
+    built, so a small file whose config claims a huge network cannot exhaust memory."""
+    inferred = infer_config(state)
+    if stored is None or stored == {}:
+        return inferred
+    try:
+        config = VQCNIRConfig.from_dict(stored)
+    except (TypeError, ValueError) as e:
+        raise VQCNIRError(f"{source}: its {CONFIG_KEY} metadata is malformed ({e})") from None
+    checked = ["width", "codebook_size", "code_dim"]
+    if not is_stage1(state):
+        checked += ["use_aiem", "use_dbca"] + (["num_aiem", "aiem_splits", "aiem_curves"] if inferred.use_aiem else [])
+    differ = [f"{k}={getattr(config, k)} but the tensors hold {getattr(inferred, k)}"
+              for k in checked if getattr(config, k) != getattr(inferred, k)]
+    if differ:
+        raise VQCNIRError(f"{source}: its {CONFIG_KEY} does not match its tensors ({'; '.join(differ[:3])})")
+    return config
 
 
 def is_stage1(state: dict[str, torch.Tensor]) -> bool:
@@ -142,9 +211,11 @@ def load_model(weights: str | os.PathLike, device: str | torch.device = "cpu",
     """Build the network a checkpoint describes, load it strictly, and put it in eval mode."""
     state, stored = read_checkpoint(weights)
     if config is None:
-        config = VQCNIRConfig.from_dict(stored) if stored else infer_config(state)
-    model = VQCNIR(config) if stage == 2 else VQGAN(config)
-    check_fits(model, state, str(weights))
+        config = checkpoint_config(state, stored, str(weights))
+    network = VQCNIR if stage == 2 else VQGAN
+    with torch.device("meta"):  # shapes only, no memory: check before building the real network
+        check_fits(network(config), state, str(weights))
+    model = network(config)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
 
@@ -183,9 +254,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = Fa
         raise VQCNIRError(f"{dst}: output would overwrite the input")
     if dst.exists() and not overwrite:
         raise VQCNIRError(f"{dst}: already exists (pass --overwrite to replace it)")
-    state, config = read_checkpoint(src)
-    if config is None:
-        config = infer_config(state).to_dict()
+    state, stored = read_checkpoint(src)
+    config = checkpoint_config(state, stored, str(src)).to_dict()
     if dtype is not None and dtype.is_floating_point:
         limit = torch.finfo(dtype).max
         for name, value in state.items():

@@ -71,6 +71,13 @@ def resolve_weights(spec: str | os.PathLike | None) -> Path:
                               "reinstall vqcnir or pass --weights PATH")
         return path
     path = Path(text)
+    if path.is_dir():
+        from .weights import PTH_SUFFIXES, SAFETENSORS_SUFFIX
+
+        suffixes = (*PTH_SUFFIXES, SAFETENSORS_SUFFIX)
+        found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in suffixes)[:3]
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise VQCNIRError(f"--weights {text}: is a folder; give the checkpoint file inside it{hint}")
     if not path.is_file():
         names = ", ".join(MODELS)
         raise VQCNIRError(f"--weights {text}: no such file, and not a model name ({names}; see `vqcnir models`)")

@@ -7,6 +7,7 @@ returns an exit code and raises VQCNIRError for anything the user got wrong.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import VQCNIRError
@@ -54,6 +55,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
                         settings=settings, workers=args.workers, progress=not args.quiet)
     if not args.quiet:
         print(f"{args.output}: {counts['made']} pairs written, {counts['skipped']} already there")
+    if counts["smaller"]:
+        w, h = args.size
+        print(f"warning: {counts['smaller']} of the {counts['made']} frames written are smaller than "
+              f"{w}x{h}: their photos are; frames never upscale a photo", file=sys.stderr)
     return 0
 
 

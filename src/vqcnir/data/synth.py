@@ -26,7 +26,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..atomic import remove_stale_temporaries
 from ..errors import VQCNIRError
+from ..imageio import MAX_MEGAPIXELS_ENV, resolve_max_megapixels
 from ._io import list_images, read_rgb, write_rgb, write_text_atomic
 from .degrade import DegradeConfig, Degrader, sample_seed
 
@@ -160,7 +162,8 @@ def default_workers() -> int:
 def synthesize(sharp_dir: str | os.PathLike, out_dir: str | os.PathLike, *, pairs: int,
                test_pairs: int = 0, settings: SynthSettings | None = None,
                workers: int | None = None, progress: bool = True) -> dict[str, int]:
-    """Write `pairs` train and `test_pairs` test samples; returns counts made and skipped."""
+    """Write `pairs` train and `test_pairs` test samples; returns the counts made and skipped,
+    and how many of those made are smaller than ``settings.size`` (their photos were)."""
     st = settings or SynthSettings()
     st.config.validate()
     sharp_dir, out_dir = Path(sharp_dir), Path(out_dir)
@@ -170,6 +173,9 @@ def synthesize(sharp_dir: str | os.PathLike, out_dir: str | os.PathLike, *, pair
         raise VQCNIRError("frames per video must be at least 1")
     if st.size is not None and min(st.size) < 1:
         raise VQCNIRError(f"bad frame size {st.size}")
+    if st.size is not None and st.size[0] * st.size[1] > resolve_max_megapixels() * 1e6:
+        raise VQCNIRError(f"--size {st.size[0]}x{st.size[1]} is larger than any photo synth reads "
+                          f"({resolve_max_megapixels():g} MP at most, see ${MAX_MEGAPIXELS_ENV})")
     if not 0.0 < st.min_scale <= 1.0:
         raise VQCNIRError("min_scale must be in (0, 1]")
     photos = [p.relative_to(sharp_dir).as_posix() for p in list_images(sharp_dir)]
@@ -182,6 +188,7 @@ def synthesize(sharp_dir: str | os.PathLike, out_dir: str | os.PathLike, *, pair
         raise VQCNIRError("test pairs need held-out photos: give at least 2 photos and a "
                           "test photo fraction above 0")
     _check_settings(out_dir, st.to_json(photos))
+    remove_stale_temporaries(out_dir)  # left by an interrupted run's writes
 
     tasks = []
     skipped = 0
@@ -193,25 +200,29 @@ def synthesize(sharp_dir: str | os.PathLike, out_dir: str | os.PathLike, *, pair
                 tasks.append((split, i, by_split[split]))
 
     workers = min(workers or default_workers(), max(1, len(tasks)))
-    bar = tqdm(total=len(tasks), desc="synth", unit="pair", disable=not progress,
+    records = []
+    bar = tqdm(total=len(tasks), desc="synth", unit="pair", disable=None if progress else True,
                dynamic_ncols=True)
     try:
         if workers <= 1:
             _init_worker(str(sharp_dir), str(out_dir), st)
             for task in tasks:
-                make_sample(*task)
+                records.append(make_sample(*task))
                 bar.update()
         else:
             with mp.get_context().Pool(workers, initializer=_init_worker,
                                        initargs=(str(sharp_dir), str(out_dir), st)) as pool:
-                for _ in pool.imap_unordered(_run_task, tasks, chunksize=1):
+                for record in pool.imap_unordered(_run_task, tasks, chunksize=1):
+                    records.append(record)
                     bar.update()
     finally:
         bar.close()
     for split, n in (("train", pairs), ("test", test_pairs)):
         if n:
             _merge_records(out_dir / split, st)
-    return {"made": len(tasks), "skipped": skipped}
+    # a photo smaller than the frame size gives a frame of the photo's size
+    smaller = sum(st.size is not None and tuple(r["crop"][2:]) != (st.size[1], st.size[0]) for r in records)
+    return {"made": len(tasks), "skipped": skipped, "smaller": smaller}
 
 
 def _run_task(task: tuple[str, int, list[str]]) -> dict[str, Any]:

@@ -36,9 +36,13 @@ _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-image", "lpips",
 class Evaluation:
     metrics: list[str]                       # metrics computed, in the order asked
     rows: list[dict]                         # {"image": relative path, <metric>: float, ...}
-    means: dict[str, float]
+    means: dict[str, float]                  # over the images where the metric is defined
     protocol: dict
     unavailable: dict[str, str] = field(default_factory=dict)
+    undefined: dict[str, list[str]] = field(default_factory=dict)  # metric -> images scored NaN
+
+    def defined_count(self, metric: str) -> int:
+        return len(self.rows) - len(self.undefined.get(metric, []))
 
 
 def _package_versions() -> dict[str, str | None]:
@@ -141,7 +145,13 @@ def match_gt_mean(restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
+    """Mean over the defined values (a NaN score means undefined and is left out)."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
+def undefined_reason(metric: str) -> str:
+    return registry.SPECS[metric].protocol.get("undefined_when", "the metric is undefined for this image")
 
 
 def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] | None = None, *,
@@ -165,7 +175,7 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
         except MetricUnavailable as error:
             unavailable[name] = str(error)
     rows = []
-    for rel, r_path, g_path in tqdm(pairs, desc="evaluate", unit="img", disable=not progress):
+    for rel, r_path, g_path in tqdm(pairs, desc="evaluate", unit="img", disable=None if progress else True):
         r = read_rgb(r_path)
         g = read_rgb(g_path) if g_path is not None else None
         if g is not None and r.shape != g.shape:
@@ -190,6 +200,7 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
         rows.append(row)
     computed = [n for n in names if n in scorers]
     means = {n: _mean([row[n] for row in rows]) for n in computed}
+    undefined = {n: bad for n in computed if (bad := [row["image"] for row in rows if math.isnan(row[n])])}
     protocol = {
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "restored": str(restored),
@@ -200,7 +211,8 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
         "gt_mean": GT_MEAN_PROTOCOL if gt_mean else False,
         "device": str(device),
         "source": source or {"kind": "folder"},
-        "mean": "arithmetic mean over images; inf if any image is inf",
+        "mean": "arithmetic mean over the images where the metric is defined (an undefined score is "
+                "NaN, left out and listed under 'undefined'); inf if any image is inf",
         "packages": _package_versions(),
         "metrics": {
             n: {"reference": registry.SPECS[n].reference,
@@ -211,7 +223,7 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
         },
         "unavailable": unavailable,
     }
-    return Evaluation(computed, rows, means, protocol, unavailable)
+    return Evaluation(computed, rows, means, protocol, unavailable, undefined)
 
 
 def _plain(value: float) -> float | str:
@@ -227,6 +239,7 @@ def to_json(ev: Evaluation) -> str:
     doc = {
         "protocol": ev.protocol,
         "mean": {n: _plain(v) for n, v in ev.means.items()},
+        "undefined": {n: {"images": images, "reason": undefined_reason(n)} for n, images in ev.undefined.items()},
         "per_image": [{k: (_plain(v) if isinstance(v, float) else v) for k, v in row.items()} for row in ev.rows],
     }
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
@@ -252,9 +265,12 @@ def format_table(ev: Evaluation, per_image: bool = False) -> str:
     lines.append(f"{'metric':<13} {'mean':>12}  {'better':<7} images")
     for n in ev.metrics:
         better = "higher" if registry.SPECS[n].higher_is_better else "lower"
-        lines.append(f"{n:<13} {_fmt(ev.means[n]):>12}  {better:<7} {len(ev.rows)}")
+        lines.append(f"{n:<13} {_fmt(ev.means[n]):>12}  {better:<7} {ev.defined_count(n)}")
     for n, reason in ev.unavailable.items():
         lines.append(f"{n:<13} {'unavailable':>12}  {reason}")
+    for n, images in ev.undefined.items():
+        lines.append(f"{n}: {len(images)} image(s) left out of the mean, undefined because "
+                     f"{undefined_reason(n)}: {_examples(images)}")
     return "\n".join(lines)
 
 
@@ -393,7 +409,7 @@ def restore_folder(night: Path, out: Path, restorer: Callable[[torch.Tensor], to
     replaced. Returns the number of images written.
     """
     targets = restore_targets(night, out)
-    for f, target in tqdm(targets, desc=desc, unit="img", disable=not progress):
+    for f, target in tqdm(targets, desc=desc, unit="img", disable=None if progress else True):
         x = read_rgb(f)
         y = restorer(x)
         rgb = y[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)

@@ -128,10 +128,10 @@ def niqe_features(y: torch.Tensor) -> torch.Tensor:
 
 def _quality(feats: np.ndarray) -> float:
     mu_p, cov_p, _ = _pristine()
-    mu = np.nanmean(feats, axis=0)
     rows = feats[~np.isnan(feats).any(axis=1)]
-    if rows.shape[0] < 2:
+    if rows.shape[0] < 2:  # fewer than two textured blocks (a flat image): undefined
         return float("nan")
+    mu = np.nanmean(feats, axis=0)
     cov = np.cov(rows, rowvar=False)
     d = mu_p - mu
     return float(np.sqrt(d @ np.linalg.pinv((cov_p + cov) / 2) @ d))

@@ -68,6 +68,7 @@ _add(MetricSpec("niqe", False, False, {
     "scales": "2, second by MATLAB imresize(0.5) bicubic with antialiasing",
     "window": "Gaussian 7x7, sigma 7/6, replicate borders",
     "pristine_model": "MATLAB NIQE modelparameters.mat (via BasicSR, Apache-2.0)",
+    "undefined_when": "fewer than two 96x96 blocks have any texture (a black, white or uniform image)",
     "implementation": "vqcnir (MATLAB-faithful port)"},
     "niqe_matlab (same algorithm; pyiqa's 'niqe' is a slightly different port)"))
 _add(MetricSpec("blockiness8", False, False, {

@@ -32,6 +32,9 @@ class VQCNIRConfig:
     use_dbca: bool = True
 
     def __post_init__(self):
+        counts = [f.name for f in fields(self) if f.type == "int" and getattr(self, f.name) < 1]
+        if counts:  # checked first: the checks below divide by these
+            raise ValueError(f"invalid VQCNIRConfig: {', '.join(counts)} must be at least 1")
         w = self.width
         problems = []
         for channels in (w, 2 * w, 4 * w):
@@ -51,14 +54,27 @@ class VQCNIRConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "VQCNIRConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        if not isinstance(values, dict):
+            raise TypeError(f"a model config maps field names to values, not a {type(values).__name__}")
+        types = {f.name: f.type for f in fields(cls)}  # "int", "float", "bool" (postponed annotations)
+        unknown = sorted(map(str, set(values) - set(types)))
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        for name, value in values.items():
+            if not _is_a(value, types[name]):
+                raise TypeError(f"model config {name}={value!r} is not of type {types[name]}")
         return cls(**values)
 
     def with_(self, **changes) -> "VQCNIRConfig":
         return replace(self, **changes)
+
+
+def _is_a(value, type_name: str) -> bool:
+    """Whether a value read from JSON or a checkpoint has a field's type (bool is no number here)."""
+    if type_name == "bool":
+        return isinstance(value, bool)
+    allowed = (int, float) if type_name == "float" else (int,)
+    return isinstance(value, allowed) and not isinstance(value, bool)
 
 
 PRESETS: dict[str, VQCNIRConfig] = {

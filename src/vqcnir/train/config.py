@@ -281,8 +281,13 @@ def read_yaml(source: str) -> tuple[dict, str]:
     """A shipped preset name (``paper-stage1``) or a path -> (mapping, where it came from)."""
     path = Path(source)
     if path.is_file():
-        text = path.read_text(encoding="utf-8")
         where = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise VQCNIRError(f"{where}: not a text file; a config is YAML text") from None
+        except OSError as e:
+            raise VQCNIRError(f"{where}: cannot read the config ({e.strerror or e})") from None
     elif source in shipped_presets():
         text = (resources.files("vqcnir") / "configs" / f"{source}.yaml").read_text(encoding="utf-8")
         where = f"preset {source}"

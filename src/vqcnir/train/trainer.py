@@ -38,12 +38,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
+from ..engine import effective_precision
 from ..errors import VQCNIRError
 from ..losses import (PerceptualLoss, frequency_loss, hinge_d_loss, hinge_g_loss, pixel_loss,
                       resolve_perceptual)
 from ..nn import VQCNIR, VQCNIRConfig, VQGAN
 from ..nn.discriminator import UNetDiscriminatorSN
-from ..weights import read_checkpoint, save_checkpoint
+from ..weights import checkpoint_config, read_checkpoint, save_checkpoint
 from . import distributed as D
 from .config import TrainConfig
 from .data import EpochIndexed, GlobalBatchSampler, build_datasets
@@ -124,6 +125,9 @@ class Trainer:
         precision = cfg.train.precision
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
+        precision, self.precision_note = effective_precision(precision, self.device)
+        if self.precision_note:
+            self.precision_note = f"train.precision={cfg.train.precision}: {self.precision_note}"
         self.precision = precision
         self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
 
@@ -151,18 +155,25 @@ class Trainer:
     def _prepare_dir(self, resume: bool):
         exp = self.exp_dir
         states = list_states(exp)
-        if not resume:
-            if exp.exists() and any(exp.iterdir()):
-                raise VQCNIRError(f"{exp} already exists: pass --resume to continue it, or choose "
-                                  f"another name (--opt name=...)")
-            D.barrier(self.dist)
-            if self.dist.is_main:
-                for sub in ("models", "training_states", "visualization"):
-                    (exp / sub).mkdir(parents=True, exist_ok=True)
-            D.barrier(self.dist)
-            return None
-        if not states:
-            raise VQCNIRError(f"nothing to resume in {exp}: it has no training state")
+        self.fresh_note = ""
+        if resume and states:
+            return self._newest_state(states)
+        if resume:  # nothing saved yet, e.g. a run killed before its first save: start it
+            if any((exp / "models").glob("[!.]*")):
+                raise VQCNIRError(f"nothing to resume in {exp}: it has saved models but no training state; "
+                                  f"move it away, or choose another name (--opt name=...)")
+            self.fresh_note = f"nothing to resume in {exp} (no training state was saved): starting at iteration 0"
+        elif exp.exists() and any(exp.iterdir()):
+            raise VQCNIRError(f"{exp} already exists: pass --resume to continue it, or choose "
+                              f"another name (--opt name=...)")
+        D.barrier(self.dist)
+        if self.dist.is_main:
+            for sub in ("models", "training_states", "visualization"):
+                (exp / sub).mkdir(parents=True, exist_ok=True)
+        D.barrier(self.dist)
+        return None
+
+    def _newest_state(self, states: list[tuple[int, Path]]) -> dict:
         self.broken_states = []
         for it, path in states:
             try:
@@ -173,7 +184,7 @@ class Trainer:
                 return state
             except Exception:  # a damaged file: fall back to the one before
                 self.broken_states.append(path)
-        raise VQCNIRError(f"nothing to resume in {exp}: every training state is damaged")
+        raise VQCNIRError(f"nothing to resume in {self.exp_dir}: every training state is damaged")
 
     def _network_config(self) -> VQCNIRConfig:
         cfg = self.cfg
@@ -181,11 +192,8 @@ class Trainer:
         if cfg.stage == 1:
             return wanted
         state, stored = read_checkpoint(cfg.stage2.stage1_checkpoint)
-        if stored is None:
-            from ..weights import infer_config
-
-            stored = infer_config(state).to_dict()
-        base = VQCNIRConfig.from_dict(stored)
+        base = checkpoint_config(state, stored, cfg.stage2.stage1_checkpoint)
+        stored = base.to_dict()
         self._stage1_state, self._stage1_config = state, base
         differ = [f"{k}={getattr(wanted, k)} (the checkpoint has {v})" for k, v in stored.items()
                   if k not in STAGE2_FIELDS and getattr(wanted, k) != v]
@@ -316,6 +324,9 @@ class Trainer:
                  f"{self.dist.world} process(es) on {self.device.type}, {self.precision}, global batch "
                  f"{self.cfg.data.batch_size} x {self.cfg.data.crop}², perceptual loss: {self.perceptual_kind}, "
                  f"{len(self.train_set)} training / {len(self.val_set)} validation items")
+        for note in (self.fresh_note, self.precision_note):
+            if note:
+                self.log(note)
         if self.cfg.stage == 2 and self.init_note and not self.start_iter:
             self.log(self.init_note)
         if self.start_iter:
@@ -646,7 +657,7 @@ class Trainer:
         cfg, lg = self.cfg, self.cfg.logging
         total_iter = cfg.train.total_iter
         bar = tqdm(total=total_iter, initial=self.start_iter, unit="it", dynamic_ncols=True,
-                   disable=not (self.dist.is_main and lg.progress_bar), file=sys.stderr)
+                   disable=None if self.dist.is_main and lg.progress_bar else True, file=sys.stderr)
         window: dict[str, float] = {}
         window_n = 0
         data_window = step_window = 0.0
