@@ -63,6 +63,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "LoadedImage",
     "from_uint",
+    "image_size",
     "list_images",
     "read_image",
     "to_uint",
@@ -505,6 +506,41 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
         grey=grey,
         path=path,
     )
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Width and height as stored in the file's header, without decoding the pixels, so that a
+    small file claiming a huge image can be refused before it takes any memory."""
+    path = Path(path)
+    _check_input_file(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError as error:
+        raise VQCNIRError(f"{path}: cannot read the file ({error.strerror or error})") from error
+    fmt = _sniff(head[:16])
+    if fmt is None:
+        raise VQCNIRError(f"{path}: not a {_SUPPORTED} image (unrecognised file contents)")
+    try:
+        if fmt == "PNG":
+            if head[12:16] != b"IHDR" or len(head) < 24:
+                raise _BadImage("not a valid PNG file (its header chunk is missing or damaged)")
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if fmt == "TIFF":
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                return int(page.imagewidth), int(page.imagelength)
+        with Image.open(path, formats=[fmt]) as image:
+            return image.size
+    except _BadImage as error:
+        raise VQCNIRError(f"{path}: {error}") from None
+    except Image.DecompressionBombError as error:
+        raise VQCNIRError(f"{path}: the image is too large to read ({_one_line(error)})") from None
+    except Exception as error:  # the header itself is damaged
+        raise VQCNIRError(
+            f"{path}: cannot read this {_DISPLAY_NAMES[fmt]} file's header; it is truncated or "
+            f"corrupt ({_one_line(error)})"
+        ) from None
 
 
 # --------------------------------------------------------------------------- writing
