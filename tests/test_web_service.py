@@ -183,3 +183,22 @@ def test_models_from_weights_first_given_first_then_the_bundled_default(tiny_wei
     copy.write_bytes(tiny_weights.read_bytes())
     with pytest.raises(VQCNIRError, match="two models would both be called 'tiny.safetensors'"):
         PhotoRestorer.from_weights([str(tiny_weights), str(copy)], tmp_path, device="cpu")
+
+
+def test_serve_without_gradio_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else find_spec(name, *a))
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err == 'error: vqcnir serve needs the web extra: pip install "vqcnir[web]"\n'
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "70000"], "error: --port 70000: use a port number from 0 to 65535\n"),
+    (["--memory-budget", "0"], "error: --memory-budget must be positive\n"),
+    (["--weights", "no/such.pth"], "error: --weights no/such.pth: no such file, and not a model name"),
+])
+def test_serve_refuses_bad_arguments_in_one_line(args, message, capsys):
+    assert main(["serve", *args]) == 2
+    assert capsys.readouterr().err.startswith(message)

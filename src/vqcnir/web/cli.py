@@ -58,7 +58,6 @@ def _interrupt(signum, frame):
 
 
 def _serve(args: argparse.Namespace, temp_dir: Path) -> int:
-    _private_environment(temp_dir)
     from ..allocator import keep_freed_memory
     from .service import PhotoRestorer
 
@@ -67,6 +66,7 @@ def _serve(args: argparse.Namespace, temp_dir: Path) -> int:
         memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30)
     if service.device.type == "cpu":
         keep_freed_memory()  # as `vqcnir restore` does: about 1.5x faster (vqcnir/allocator.py)
+    _private_environment(temp_dir)
     from .app import build_app, launch  # imports gradio: a few seconds
 
     examples = _copy_examples(temp_dir / "uploads" / "samples")
