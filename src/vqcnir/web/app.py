@@ -93,4 +93,4 @@ def launch(app: gr.Blocks, host: str, port: int, max_megapixels: float) -> None:
     app.launch(server_name=host, server_port=port, share=False, inbrowser=False, show_error=False,
                theme=private_theme(), footer_links=["api"], run_history=False, mcp_server=False,
                enable_monitoring=False, ssr_mode=False, pwa=False, max_file_size=accepted_upload_bytes(max_megapixels),
-               allowed_paths=[], blocked_paths=[], quiet=False)
+               allowed_paths=[], blocked_paths=[], quiet=True)

@@ -71,7 +71,8 @@ def _serve(args: argparse.Namespace, temp_dir: Path) -> int:
 
     examples = _copy_examples(temp_dir / "uploads" / "samples")
     print(f"models: {', '.join(service.model_names)} on {service.device}; uploads and results live in "
-          f"{temp_dir} (removed at exit)", flush=True)
+          f"{temp_dir} (removed at exit)")
+    print(f"open http://{args.host}:{args.port}/ in a browser; Ctrl-C stops the server", flush=True)
     try:
         launch(build_app(service, examples), args.host, args.port, args.max_megapixels)
     except OSError as error:  # port taken, address not on this machine
