@@ -267,6 +267,23 @@ def test_serves_only_its_own_files_and_only_on_loopback(server):
     assert _listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1
 
 
+def test_api_refuses_a_path_that_was_not_uploaded(server):
+    """The handler takes Gradio's file record as it comes (preprocess=False); Gradio must still
+    refuse a record that points at a photo elsewhere on this machine instead of an upload."""
+    import json
+
+    results_before = len(list((server.temp_dir / "results").glob("*/*")))
+    record = {"path": str(SAMPLE), "meta": {"_type": "gradio.FileData"}}  # a photo it would restore
+    body = json.dumps({"data": [record, "tiny.safetensors", False, "fp32"]}).encode()
+    request = urllib.request.Request(f"{server.url}gradio_api/call/restore", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{server.url}gradio_api/call/restore/{event_id}", timeout=60) as response:
+        stream = response.read().decode()
+    assert "event: error" in stream and "event: complete" not in stream
+    assert len(list((server.temp_dir / "results").glob("*/*"))) == results_before  # nothing was restored
+
+
 def test_stopping_removes_its_folder_and_nothing_left_the_machine(server):
     folder = server.temp_dir
     assert (folder / "uploads").is_dir()

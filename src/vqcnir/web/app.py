@@ -23,19 +23,6 @@ nothing is uploaded anywhere else. The download has the input's format and bit d
 (a 16-bit PNG gives a 16-bit PNG)."""
 
 
-class UploadedPhoto(gr.Image):
-    """``gr.Image`` that hands the uploaded file over untouched: vqcnir's reader keeps 16 bits and
-    EXIF orientation and turns a bad file into a readable message, where Gradio's own Pillow step
-    would convert it to 8 bits or fail with an opaque error. The page shows a plain image input."""
-
-    is_template = True  # the browser side is gr.Image's own
-
-    def preprocess(self, payload):
-        if payload is None or payload.path is None:  # a pasted image arrives as a data: URL
-            return super().preprocess(payload)
-        return payload.path
-
-
 def private_theme() -> gr.themes.Base:
     """The default look with the system's own fonts, so the page never asks a font server."""
     return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
@@ -43,12 +30,16 @@ def private_theme() -> gr.themes.Base:
 
 
 def build_app(service: PhotoRestorer, examples: list[Path] = ()) -> gr.Blocks:
+    # The events run with preprocess=False: the photo arrives as Gradio's file record of the
+    # untouched upload (Gradio has already checked that it lies in its upload folder), and
+    # vqcnir's reader keeps 16 bits and EXIF and words a bad file's message, where Gradio's
+    # Pillow step would reduce it to 8 bits or fail with an opaque error.
     def restore(photo, model, self_ensemble, precision, progress=gr.Progress()):
-        if not photo:
+        if not photo or not photo.get("path"):
             raise gr.Error("choose a photo first (drop it, paste it or click the box)", print_exception=False)
         progress((0, None), desc="restoring", unit="pass")
         try:
-            result = service.restore(photo, model, self_ensemble, precision,
+            result = service.restore(photo["path"], model, self_ensemble, precision,
                                      progress=lambda done, total: progress((done, total), desc="restoring", unit="pass"))
         except VQCNIRError as error:
             raise gr.Error(str(error), title="Cannot restore this photo", print_exception=False) from None
@@ -59,8 +50,8 @@ def build_app(service: PhotoRestorer, examples: list[Path] = ()) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1):
-                photo = UploadedPhoto(label="Night photo", type="filepath", sources=["upload", "clipboard"],
-                                      image_mode=None, elem_id="photo", height=360)
+                photo = gr.Image(label="Night photo", type="filepath", sources=["upload", "clipboard"], format="png",
+                                 image_mode=None, elem_id="photo", height=360)
                 model = gr.Dropdown(service.model_names, value=service.model_names[0], label="Model",
                                     elem_id="model")
                 with gr.Row():
@@ -73,11 +64,11 @@ def build_app(service: PhotoRestorer, examples: list[Path] = ()) -> gr.Blocks:
                 download = gr.File(label="Full-resolution result", interactive=False, elem_id="download")
                 summary = gr.Markdown(elem_id="summary")
         inputs, outputs = [photo, model, ensemble, precision], [slider, download, summary]
-        button.click(restore, inputs, outputs, api_name=API_NAME, concurrency_limit=1,
+        button.click(restore, inputs, outputs, api_name=API_NAME, preprocess=False, concurrency_limit=1,
                      concurrency_id=_CONCURRENCY_ID)
         if examples:
             gallery = gr.Examples([[str(p)] for p in examples], inputs=[photo], label="Bundled samples (one click)")
-            gallery.load_input_event.then(restore, inputs, outputs, api_visibility="undocumented",
+            gallery.load_input_event.then(restore, inputs, outputs, api_visibility="undocumented", preprocess=False,
                                           concurrency_limit=1, concurrency_id=_CONCURRENCY_ID)
     return app
 
