@@ -46,10 +46,11 @@ def _run_serve(args: argparse.Namespace) -> int:
         raise VQCNIRError("--memory-budget must be positive")
     temp_dir = Path(tempfile.mkdtemp(prefix="vqcnir-serve-"))
     # SIGTERM (a service manager, `kill`) ends the server like Ctrl-C, so the folder is removed
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _serve(args, temp_dir)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
