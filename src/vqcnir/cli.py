@@ -15,7 +15,7 @@ from . import __version__
 from .errors import OutputExistsError, VQCNIRError
 
 # Sub-commands that live with their own package; each module exposes register(subparsers).
-_COMMAND_MODULES = ("vqcnir.data.cli", "vqcnir.metrics.cli", "vqcnir.train.cli")
+_COMMAND_MODULES = ("vqcnir.data.cli", "vqcnir.metrics.cli", "vqcnir.train.cli", "vqcnir.web.cli")
 
 
 def _add_restore(subparsers) -> None:

@@ -272,7 +272,7 @@ def _check_pixels(width: int, height: int, max_pixels: float) -> None:
         raise _BadImage(
             f"the image is {width}x{height} pixels ({shown} MP), above the limit of "
             f"{max_pixels / 1e6:g} MP that guards against decompression bombs; if it is a real "
-            f"photo, raise the limit: --max-megapixels {math.ceil(megapixels)} (vqcnir restore) "
+            f"photo, raise the limit: --max-megapixels {math.ceil(megapixels)} (vqcnir restore, serve) "
             f"or {MAX_MEGAPIXELS_ENV}={math.ceil(megapixels)} (any command)"
         )
 
