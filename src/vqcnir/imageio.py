@@ -695,11 +695,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # --------------------------------------------------------------------------- finding images
 
 
-def _is_image_name(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+def _is_image_name(name: str, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions
 
 
-def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
+def _images_in_folder(folder: Path, recursive: bool,
+                      extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[tuple[Path, Path]]:
     found: list[tuple[Path, Path]] = []
     if not recursive:
         try:
@@ -708,7 +709,7 @@ def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
             reason = error.strerror or error
             raise VQCNIRError(f"{folder}: cannot list the folder ({reason})") from error
         for entry in entries:
-            if _is_image_name(entry.name) and entry.is_file():
+            if _is_image_name(entry.name, extensions) and entry.is_file():
                 found.append((folder / entry.name, Path(entry.name)))
     else:
 
@@ -721,7 +722,7 @@ def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
             dirs[:] = [d for d in dirs if not d.startswith(".")]  # skip hidden folders
             root_path = Path(root)
             for name in files:
-                if _is_image_name(name) and (root_path / name).is_file():
+                if _is_image_name(name, extensions) and (root_path / name).is_file():
                     file = root_path / name
                     found.append((file, file.relative_to(folder)))
     found.sort(key=lambda pair: pair[1].parts)
@@ -729,7 +730,8 @@ def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
 
 
 def list_images(
-    inputs: Iterable[str | os.PathLike[str]], recursive: bool
+    inputs: Iterable[str | os.PathLike[str]], recursive: bool,
+    extensions: frozenset[str] = IMAGE_EXTENSIONS,
 ) -> list[tuple[Path, Path]]:
     """The image files to process, each with the relative path to give it under an output folder.
 
@@ -737,7 +739,8 @@ def list_images(
     names skipped), sorted; with ``recursive`` its sub-folders too, and the relative paths
     mirror them (``sub/photo.jpg``). An empty folder gives nothing. The same file named twice
     is listed once; two different files that would land on the same relative path raise
-    :class:`VQCNIRError`, since one output would overwrite the other.
+    :class:`VQCNIRError`, since one output would overwrite the other. ``extensions`` widens
+    what counts (``vqcnir restore`` adds the video extensions).
     """
     result: list[tuple[Path, Path]] = []
     seen_files: set[Path] = set()
@@ -747,9 +750,9 @@ def list_images(
         if not path.exists():
             raise VQCNIRError(f"{path}: no such file or folder")
         if path.is_dir():
-            pairs = _images_in_folder(path, recursive)
+            pairs = _images_in_folder(path, recursive, extensions)
         elif path.is_file():
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            if path.suffix.lower() not in extensions:
                 shown = path.suffix or "no extension"
                 raise VQCNIRError(
                     f"{path}: not a supported image type ({shown}); supported: {_supported_list()}"
