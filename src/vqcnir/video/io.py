@@ -27,12 +27,12 @@ from ..atomic import atomic_path
 from ..errors import VQCNIRError
 from . import require_av
 
-# --video-codec NAME -> (FFmpeg encoder, pixel format, Matroska-only). FFV1 on planar RGB is
+# --video-codec NAME -> (FFmpeg encoder, pixel format, Matroska-only). FFV1 on packed RGB (bgr0) is
 # lossless for 8-bit RGB frames; H.264/H.265 use 4:2:0, which every player reads.
 CODECS = {
     "h264": ("libx264", "yuv420p", False),
     "h265": ("libx265", "yuv420p", False),
-    "ffv1": ("ffv1", "gbrp", True),
+    "ffv1": ("ffv1", "bgr0", True),
 }
 # Containers a restored video keeps its extension in; anything else (or a stream such a container
 # cannot hold) goes to Matroska, which holds nearly every codec.
