@@ -120,7 +120,7 @@ def test_a_killed_job_resumes_where_it_stopped(tmp_path, weights, monkeypatch):
     whole = restore(tmp_path / "whole" / "clip.mkv")
     assert whole.frames == 6 and whole.restored == 6
 
-    real_encode, calls = video_restore.encode_segment, []
+    real_encode, calls = video_restore.encode_video, []
 
     def killed_during_second_segment(path, frames, *args):
         calls.append(path)
@@ -129,12 +129,12 @@ def test_a_killed_job_resumes_where_it_stopped(tmp_path, weights, monkeypatch):
             raise KeyboardInterrupt
         return real_encode(path, frames, *args)
 
-    monkeypatch.setattr(video_restore, "encode_segment", killed_during_second_segment)
+    monkeypatch.setattr(video_restore, "encode_video", killed_during_second_segment)
     target = tmp_path / "out" / "clip.mkv"
     with pytest.raises(KeyboardInterrupt):
         restore(target)
     assert not target.exists()
-    monkeypatch.setattr(video_restore, "encode_segment", real_encode)
+    monkeypatch.setattr(video_restore, "encode_video", real_encode)
     seen = []
     resumed = restore(target, seen)
     assert seen[0] == 2 and resumed.restored == 4 and resumed.frames == 6  # the first segment was kept

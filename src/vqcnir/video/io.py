@@ -4,7 +4,7 @@
   its own timestamp (variable frame rates stay as they are). Pixels are handed out as stored:
   the rotation a phone records is display metadata, read from the first frame and written
   back on the output, so players turn the restored video exactly as they turned the original.
-* **Writing** happens in segments (``encode_segment``), each a complete file written atomically,
+* **Writing** happens in segments (``encode_video``), each a complete file written atomically,
   which is what lets a killed job resume; ``join_segments`` then copies their packets and every
   audio stream of the source, untouched, into the output (atomically too). Encoders run without
   B-frames, so decoding and presentation order agree and segments join with rising timestamps.
@@ -169,7 +169,7 @@ def _container_options(fmt: str, time_base: Fraction) -> dict[str, str]:
     return {}
 
 
-def encode_segment(path: Path, frames: Iterable[tuple[int, np.ndarray]], info: VideoInfo,
+def encode_video(path: Path, frames: Iterable[tuple[int, np.ndarray]], info: VideoInfo,
                    settings: EncodeSettings, fmt: str) -> int:
     """Encode (pts, H x W x 3 uint8) frames into one complete file at ``path``, atomically.
     Returns the number of frames written."""

@@ -28,7 +28,7 @@ import torch
 from ..atomic import atomic_path
 from ..engine import RestoreOptions, restore_tensor
 from ..errors import VQCNIRError
-from .io import EncodeSettings, Frame, container_format, encode_segment, join_segments, output_suffix, probe, read_frames
+from .io import EncodeSettings, Frame, container_format, encode_video, join_segments, output_suffix, probe, read_frames
 from .temporal import Stabilizer, TemporalSettings
 
 JOB_FORMAT = 1
@@ -106,7 +106,7 @@ def restore_video(model: torch.nn.Module, src: Path, planned: Path, engine: Rest
                 if progress is not None:
                     progress(start + restored, info.frames)
 
-        encode_segment(path, counted(), info, options.encode, fmt)
+        encode_video(path, counted(), info, options.encode, fmt)
         _save_state(parts, segment, stabilizer)
         segment += 1
 
