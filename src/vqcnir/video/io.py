@@ -44,7 +44,7 @@ class VideoInfo:
     path: Path
     width: int
     height: int
-    frames: int | None          # as the container says (None: it does not say)
+    frames: int | None          # as the container says, or estimated from its duration (None: unknown)
     time_base: Fraction
     rate: Fraction | None       # average frame rate
     rotation: int               # counter-clockwise degrees to turn the stored pixels for display
@@ -111,8 +111,19 @@ def probe(path: str | Path) -> VideoInfo:
         if first is None:
             raise VQCNIRError(f"{path}: no frame could be decoded (corrupt or truncated?)")
         audio = tuple(s.codec_context.name if s.codec_context else "unknown" for s in container.streams.audio)
-        return VideoInfo(path, first.width, first.height, stream.frames or None, stream.time_base,
-                         stream.average_rate, int(round(first.rotation or 0)) % 360, audio)
+        return VideoInfo(path, first.width, first.height, stream.frames or _estimate_frames(container, stream),
+                         stream.time_base, stream.average_rate, int(round(first.rotation or 0)) % 360, audio)
+
+
+def _estimate_frames(container, stream) -> int | None:
+    """Duration x average rate, for containers (Matroska, WebM) that do not count frames."""
+    if stream.duration is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1e6
+    else:
+        return None
+    return round(seconds * stream.average_rate) if stream.average_rate else None
 
 
 def _decode(container, stream, path: Path):
