@@ -39,42 +39,22 @@ def mean_luma(rgb: np.ndarray) -> float:
     return float((rgb.reshape(-1, 3) @ _LUMA).mean())
 
 
-def _grey8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(rgb @ _LUMA * 255.0 + 0.5, 0, 255).astype(np.uint8)
+def pair_warp(before: np.ndarray, now: np.ndarray):
+    """The flow of the protocol (DIS medium, with its occlusion mask) between two source frames."""
+    from ..video.flow import PairWarp
+
+    return PairWarp(before, now, preset="medium")
 
 
-class PairWarp:
-    """The backward warp from frame t-1 to frame t of a flow source, with its occlusion mask."""
-
-    def __init__(self, before: np.ndarray, now: np.ndarray):
-        from ..video import require_cv2
-
-        cv2 = require_cv2()
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        g0, g1 = _grey8(before), _grey8(now)
-        back = dis.calc(g1, g0, None)   # now(x) ~ before(x + back(x))
-        fwd = dis.calc(g0, g1, None)    # before(y) ~ now(y + fwd(y))
-        h, w = g0.shape
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        self.map_x, self.map_y = gx + back[..., 0], gy + back[..., 1]
-        fwd_at = cv2.remap(fwd, self.map_x, self.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        loop = np.square(back + fwd_at).sum(axis=2)
-        scale = np.square(back).sum(axis=2) + np.square(fwd_at).sum(axis=2)
-        inside = (self.map_x >= 0) & (self.map_x <= w - 1) & (self.map_y >= 0) & (self.map_y <= h - 1)
-        self.mask = (loop < 0.01 * scale + 0.5) & inside
-        self._cv2 = cv2
-
-    def error(self, before: np.ndarray, now: np.ndarray) -> float:
-        """Masked mean absolute difference of ``now`` and warped ``before``, in 8-bit levels."""
-        if not self.mask.any():
-            return float("nan")
-        warped = self._cv2.remap(before, self.map_x, self.map_y, self._cv2.INTER_LINEAR,
-                                 borderMode=self._cv2.BORDER_REPLICATE)
-        diff = np.abs(now - warped).mean(axis=2)
-        return float(diff[self.mask].mean() * 255.0)
+def warp_error(before: np.ndarray, now: np.ndarray, warp) -> float:
+    """Masked mean absolute difference of ``now`` and warped ``before``, in 8-bit levels."""
+    if not warp.mask.any():
+        return float("nan")
+    diff = np.abs(now - warp.warp(before)).mean(axis=2)
+    return float(diff[warp.mask].mean() * 255.0)
 
 
-def pair_values(before: np.ndarray, now: np.ndarray, warp: PairWarp) -> dict[str, float]:
+def pair_values(before: np.ndarray, now: np.ndarray, warp) -> dict[str, float]:
     """warp_error and flicker of one pair of consecutive H x W x 3 float frames."""
-    return {"warp_error": warp.error(before, now),
+    return {"warp_error": warp_error(before, now, warp),
             "flicker": abs(mean_luma(now) - mean_luma(before)) * 255.0}

@@ -111,7 +111,7 @@ def evaluate_video(restored: Path, gt: Path | None = None, metrics: list[str] | 
                 row[f"{name}_gt"] = float("nan")
         if previous is not None and temporal_metrics:
             source_before, source_now = (previous[1], g) if g is not None else (previous[0], r)
-            warp = temporal.PairWarp(source_before, source_now)
+            warp = temporal.pair_warp(source_before, source_now)
             row.update({k: v for k, v in temporal.pair_values(previous[0], r, warp).items() if k in temporal_metrics})
             if g is not None:
                 gt_values = temporal.pair_values(previous[1], g, warp)

@@ -28,17 +28,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import require_cv2
+from .flow import PairWarp
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 @dataclass(frozen=True)
 class TemporalSettings:
-    tone_memory: float = 0.8     # weight of the running tone (0: off); ~5 frames to follow a change
-    blend: float = 0.6           # weight of the warped previous output where it agrees (0: off)
-    tolerance: float = 0.04      # low-pass disagreement (0-1 scale) at which the blend weight is 1/e
+    tone_memory: float = 0.8     # weight of the running tone (0: off); ~5 frames to settle
+    tone_dead_zone: float = 0.05  # night-brightness changes within +-5 % per frame are noise and blur
+    blend: float = 0.95          # weight of the warped previous output where it agrees (0: off)
+    tolerance: float = 0.08      # low-pass disagreement (0-1 scale) at which the blend weight is 1/e
     smooth_sigma: float = 2.0    # Gaussian sigma (px) of the low-pass used to judge disagreement
+    flow_preset: str = "fast"    # DIS preset: a smoother flow follows the restorer's texture less
 
 
 class Stabilizer:
@@ -47,8 +49,6 @@ class Stabilizer:
 
     def __init__(self, settings: TemporalSettings | None = None):
         self.settings = settings or TemporalSettings()
-        self._cv2 = require_cv2()
-        self._flow = self._cv2.DISOpticalFlow_create(self._cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self.reference: np.ndarray | None = None   # running per-channel mean of the output
         self.night_mean: float | None = None       # previous night frame's mean luma
         self.previous: np.ndarray | None = None    # previous output frame
@@ -73,34 +73,27 @@ class Stabilizer:
         return out
 
     def _tone(self, night: np.ndarray, restored: np.ndarray) -> np.ndarray:
-        a = self.settings.tone_memory
+        s = self.settings
         means = restored.reshape(-1, 3).mean(axis=0).astype(np.float64)
         night_mean = float((night.reshape(-1, 3) @ _LUMA).mean())
-        if self.reference is None or a <= 0:
+        if self.reference is None or s.tone_memory <= 0:
             self.reference, self.night_mean = means, night_mean
             return restored
-        follow = night_mean / self.night_mean if self.night_mean > 1e-4 else 1.0
-        self.reference = a * self.reference * follow + (1 - a) * means
+        # The input's own change passes through beyond a dead zone; within it, it is the jitter that
+        # per-frame noise and shake blur give a night frame's mean (measured: up to ~3 % per frame).
+        ratio = night_mean / self.night_mean if self.night_mean > 1e-4 else 1.0
+        follow = ratio / min(max(ratio, 1 - s.tone_dead_zone), 1 + s.tone_dead_zone)
+        self.reference = s.tone_memory * self.reference * follow + (1 - s.tone_memory) * means
         self.night_mean = night_mean
         gain = (self.reference / np.maximum(means, 1e-4)).astype(np.float32)
         return np.clip(restored * gain, 0.0, 1.0)
 
     def _blend(self, current: np.ndarray) -> np.ndarray:
-        cv2 = self._cv2
+        import cv2
+
         s = self.settings
-        grey_now = _grey8(current)
-        grey_before = _grey8(self.previous)
-        # flow from the current frame into the previous one: previous(x + flow(x)) ~ current(x)
-        flow = self._flow.calc(grey_now, grey_before, None)
-        h, w = grey_now.shape
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        map_x, map_y = gx + flow[..., 0], gy + flow[..., 1]
-        warped = cv2.remap(self.previous, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+        pair = PairWarp(self.previous, current, s.flow_preset)
+        warped = pair.warp(self.previous)
         disagreement = cv2.GaussianBlur(np.abs(current - warped).mean(axis=2), (0, 0), s.smooth_sigma)
-        weight = s.blend * np.exp(-np.square(disagreement / s.tolerance)) * inside
+        weight = s.blend * np.exp(-np.square(disagreement / s.tolerance)) * pair.mask
         return current + weight[..., None] * (warped - current)
-
-
-def _grey8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(rgb @ _LUMA * 255.0 + 0.5, 0, 255).astype(np.uint8)
