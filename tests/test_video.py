@@ -181,3 +181,28 @@ def test_output_that_would_replace_the_input_is_refused(tmp_path, weights, capsy
     assert run("restore", clip, "-o", tmp_path, "--weights", weights, "--overwrite") == 1
     assert "would overwrite the input" in capsys.readouterr().err
     assert clip.read_bytes() == before
+
+
+def test_batches_of_frames_give_the_same_video(tmp_path, weights):
+    clip = make_clip(tmp_path / "clip.mp4", audio=False, rotation=0)
+    for batch in ("1", "4"):
+        # frame by frame: the stabiliser's flow on a random tiny model's noise-like output
+        # would turn the last-bit differences of a batched forward pass into visible ones
+        assert run("restore", clip, "-o", tmp_path / batch, "--weights", weights, "--video-codec", "ffv1",
+                   "--video-batch", batch, "--no-temporal") == 0
+    one, four = (list(read_frames(tmp_path / b / "clip.mkv")) for b in ("1", "4"))
+    assert len(one) == len(four) == len(PTS)
+    for a, b in zip(one, four):
+        assert np.abs(a.rgb.astype(int) - b.rgb.astype(int)).max() <= 1  # float sums differ by rounding only
+
+
+def test_without_pyav_a_video_gets_one_line_and_photos_still_run(tmp_path, weights, monkeypatch, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_clip(folder / "clip.mp4", audio=False, pts=PTS[:2])
+    Image.fromarray(np.full((16, 16, 3), 20, np.uint8)).save(folder / "photo.png")
+    monkeypatch.setitem(__import__("sys").modules, "av", None)  # import av now raises ImportError
+    assert run("restore", folder, "-o", tmp_path / "out", "--weights", weights) == 1
+    err = capsys.readouterr().err
+    assert "error: video needs PyAV and OpenCV: pip install 'vqcnir[video]'" in err and "Traceback" not in err
+    assert (tmp_path / "out" / "photo.png").is_file()
