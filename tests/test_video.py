@@ -12,7 +12,6 @@ av = pytest.importorskip("av")
 
 from vqcnir.cli import main  # noqa: E402
 from vqcnir.engine import RestoreOptions, prepare_for_inference  # noqa: E402
-from vqcnir.nn import VQCNIR, preset  # noqa: E402
 from vqcnir.video import restore as video_restore  # noqa: E402
 from vqcnir.video.io import EncodeSettings, probe, read_frames  # noqa: E402
 from vqcnir.weights import save_checkpoint  # noqa: E402
@@ -22,20 +21,13 @@ PTS = [1500, 4500, 7500, 13500, 14500, 22500]
 TIME_BASE = Fraction(1, 90000)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on two shared cores run the tiny model about 30x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def weights(tmp_path):
-    torch.manual_seed(0)
+def weights(tmp_path, tiny_model):
     path = tmp_path / "tiny.safetensors"
-    save_checkpoint(path, VQCNIR(preset("tiny")).state_dict(), preset("tiny"))
+    save_checkpoint(path, tiny_model.state_dict(), tiny_model.config)
     return path
 
 

@@ -19,8 +19,7 @@ from tqdm import tqdm
 from ..errors import VQCNIRError
 from . import registry, temporal
 from ._io import list_folder
-from .errors import MetricUnavailable
-from .evaluate import Evaluation, _mean, _package_versions, match_gt_mean
+from .evaluate import Evaluation, _mean, _package_versions, build_scorers, match_gt_mean
 
 DEFAULT = ("psnr", "ssim", "warp_error", "flicker")
 
@@ -78,14 +77,7 @@ def evaluate_video(restored: Path, gt: Path | None = None, metrics: list[str] | 
         raise VQCNIRError(f"--crop must be >= 0, got {crop}")
     frame_metrics = [n for n in names if n not in temporal.TEMPORAL and not n.endswith("_gt")]
     temporal_metrics = [n for n in names if n in temporal.TEMPORAL]
-    unavailable: dict[str, str] = {}
-    scorers = {}
-    for name in frame_metrics:
-        try:
-            registry.check(name)
-            scorers[name] = registry.build(name, device)
-        except MetricUnavailable as error:
-            unavailable[name] = str(error)
+    scorers, unavailable = build_scorers(frame_metrics, device)
     rows: list[dict] = []
     gt_frames = read_sequence(gt, "gt") if gt is not None else None
     previous = None  # (restored, gt) of the frame before
