@@ -57,12 +57,6 @@ class VideoResult:
     skipped: bool = False
 
 
-def output_path(src: Path, planned: Path, options: VideoOptions) -> Path:
-    """Where ``restore_video`` writes for an input ``src`` planned at ``planned`` (same name and
-    extension unless that container cannot hold the codecs; see ``io.output_suffix``)."""
-    return planned.with_suffix(output_suffix(probe(src), planned.suffix, options.encode))
-
-
 def restore_video(model: torch.nn.Module, src: Path, planned: Path, engine: RestoreOptions,
                   options: VideoOptions, *, overwrite: bool = False, model_id: str = "",
                   progress: Callable[[int, int | None], None] | None = None) -> VideoResult:
