@@ -13,7 +13,7 @@ av = pytest.importorskip("av")
 from vqcnir.cli import main  # noqa: E402
 from vqcnir.engine import RestoreOptions, prepare_for_inference  # noqa: E402
 from vqcnir.video import restore as video_restore  # noqa: E402
-from vqcnir.video.io import EncodeSettings, probe, read_frames  # noqa: E402
+from vqcnir.video.io import EncodeSettings, VideoInfo, encode_video, probe, read_frames  # noqa: E402
 from vqcnir.weights import save_checkpoint  # noqa: E402
 
 # variable frame rate, in 1/90000 s, first frame not at zero
@@ -155,12 +155,18 @@ def test_bad_videos_fail_alone(tmp_path, weights, capsys):
     (folder / "truncated.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     make_clip(folder / "sound_only.m4a.mp4", video=False)
     make_clip(folder / "fine.mp4", audio=False, pts=PTS[:2])
+    lossless = tmp_path / "lossless.mkv"
+    info = VideoInfo(lossless, 16, 16, 2, Fraction(1, 25), Fraction(25), 0, ())
+    encode_video(lossless, [(0, np.zeros((16, 16, 3), np.uint8))], info, EncodeSettings("ffv1"), "matroska")
+    # a codec id no FFmpeg knows, in an otherwise valid file
+    (folder / "unknown_codec.mkv").write_bytes(lossless.read_bytes().replace(b"V_FFV1", b"V_QQQ1"))
     Image.fromarray(np.full((16, 16, 3), 20, np.uint8)).save(folder / "photo.png")
     out = tmp_path / "out"
     assert run("restore", folder, "-o", out, "--weights", weights) == 1
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 3 and "Traceback" not in err
+    assert len(lines) == 4 and "Traceback" not in err
+    assert any("unknown_codec.mkv: the video codec is not supported" in line for line in lines)
     assert any("garbage.mp4" in line and "cannot open" in line for line in lines)
     assert any("truncated.mp4" in line for line in lines)
     assert any("sound_only.m4a.mp4: no video stream" in line for line in lines)

@@ -86,3 +86,12 @@ def test_frame_counts_must_match(tmp_path, capsys):
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "more frames" in err and "Traceback" not in err
+
+
+def test_crop_and_gt_mean_apply_per_frame(tmp_path):
+    clean = write_folder(tmp_path / "clean", panning(frames=3))
+    darker = write_folder(tmp_path / "darker", [(f * 0.5).astype(np.uint8) for f in panning(frames=3)])
+    plain = evaluate_video(darker, clean, ["psnr"], progress=False)
+    matched = evaluate_video(darker, clean, ["psnr"], crop=4, gt_mean=True, progress=False)
+    assert matched.means["psnr"] > plain.means["psnr"] + 10  # brightness taken from the ground truth
+    assert matched.protocol["crop"] == 4 and len(matched.rows) == 3
