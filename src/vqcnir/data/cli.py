@@ -115,7 +115,7 @@ def register(subparsers) -> None:
     v.add_argument("--fps", type=int, default=30, help="frame rate of the clips (default 30)")
     v.add_argument("--video-codec", default="ffv1", choices=("ffv1", "h264", "h265"),
                    help="ffv1 (default: lossless, .mkv), or h264/h265 (.mp4, smaller)")
-    v.add_argument("--video-crf", type=int, default=18, help="quality for h264/h265 (default 18)")
+    v.add_argument("--video-crf", type=int, default=18, metavar="N", help="quality for h264/h265 (default 18)")
     p.set_defaults(func=cmd_synth)
 
     d = subparsers.add_parser("data", help="data utilities (photo corpus)")

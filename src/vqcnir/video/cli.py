@@ -14,8 +14,8 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("video inputs (.mp4, .mov, .mkv, ...; see docs/video.md)")
     g.add_argument("--video-codec", default="h264", choices=("h264", "h265", "ffv1"),
                    help="h264 (default, yuv420p, plays everywhere), h265, or ffv1 (lossless RGB, in .mkv)")
-    g.add_argument("--video-crf", type=int, default=18,
-                   help="quality for h264/h265: 0 best .. 51 smallest (default 18, visually lossless)")
+    g.add_argument("--video-crf", type=int, default=18, metavar="N",
+                   help="quality for h264/h265: 0 best .. 51 smallest (default 18)")
     g.add_argument("--no-temporal", action="store_true",
                    help="restore every frame on its own (default: steady tone and texture over time)")
     g.add_argument("--video-side-by-side", action="store_true",
