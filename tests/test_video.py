@@ -204,3 +204,13 @@ def test_without_pyav_a_video_gets_one_line_and_photos_still_run(tmp_path, weigh
     err = capsys.readouterr().err
     assert "error: video needs PyAV and OpenCV: pip install 'vqcnir[video]'" in err and "Traceback" not in err
     assert (tmp_path / "out" / "photo.png").is_file()
+
+
+def test_huge_frames_are_refused_before_decoding(tmp_path, weights, monkeypatch, capsys):
+    from vqcnir.video import io as video_io
+
+    clip = make_clip(tmp_path / "clip.mp4", audio=False, pts=PTS[:2])
+    monkeypatch.setattr(video_io, "MAX_FRAME_MEGAPIXELS", 64 * 48 / 1e6 / 2)  # as if 64x48 were huge
+    assert run("restore", clip, "-o", tmp_path / "out", "--weights", weights) == 1
+    err = capsys.readouterr().err
+    assert "refused before decoding" in err and "Traceback" not in err

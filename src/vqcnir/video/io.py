@@ -37,6 +37,9 @@ CODECS = {
 # Containers a restored video keeps its extension in; anything else (or a stream such a container
 # cannot hold) goes to Matroska, which holds nearly every codec.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# Frames larger than this are refused from the header, before anything is decoded (a 4K frame is
+# 8.3 MP; the same limit as the default for photos elsewhere in the project).
+MAX_FRAME_MEGAPIXELS = 100
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,18 @@ def _video_stream(container, path: Path):
     return stream
 
 
+def _check_size(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_FRAME_MEGAPIXELS * 1e6:
+        raise VQCNIRError(f"{path}: frames of {width}x{height} are larger than {MAX_FRAME_MEGAPIXELS} megapixels; "
+                          "refused before decoding (a tiny file can claim huge frames)")
+
+
 def probe(path: str | Path) -> VideoInfo:
     """What ``read_frames`` will deliver, checked by decoding the first frame."""
     path = Path(path)
     with _open(path) as container:
         stream = _video_stream(container, path)
+        _check_size(path, stream.codec_context.width, stream.codec_context.height)
         first = next(_decode(container, stream, path), None)
         if first is None:
             raise VQCNIRError(f"{path}: no frame could be decoded (corrupt or truncated?)")
@@ -141,8 +151,14 @@ def read_frames(path: str | Path, start: int = 0) -> Iterator[Frame]:
     with _open(path) as container:
         stream = _video_stream(container, path)
         step = _ticks_per_frame(stream)
-        last = None
+        last = size = None
         for index, frame in enumerate(_decode(container, stream, path)):
+            if size is None:
+                _check_size(path, frame.width, frame.height)
+                size = (frame.width, frame.height)
+            elif (frame.width, frame.height) != size:
+                raise VQCNIRError(f"{path}: the frame size changes at frame {index} "
+                                  f"({size[0]}x{size[1]} -> {frame.width}x{frame.height}); not supported")
             pts = frame.pts if frame.pts is not None else (0 if last is None else last + step)
             last = pts
             if index >= start:
