@@ -36,6 +36,15 @@ def tiny_checkpoint(tmp_path):
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on two shared cores, two threads run small models many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def allocator_calls(monkeypatch):
     """Commands ask glibc to keep freed memory (vqcnir.allocator), which would last for the whole

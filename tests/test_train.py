@@ -24,12 +24,7 @@ from vqcnir.train.trainer import Trainer
 from vqcnir.weights import load_model, read_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(stage: int, root: Path, *opts: str):

@@ -20,10 +20,10 @@ _COMMAND_MODULES = ("vqcnir.data.cli", "vqcnir.metrics.cli", "vqcnir.train.cli",
 
 def _add_restore(subparsers) -> None:
     p = subparsers.add_parser(
-        "restore", help="restore night photos (files or folders)",
-        description="Restore dark, blurry night photos. Inputs are never overwritten; existing "
+        "restore", help="restore night photos and videos (files or folders)",
+        description="Restore dark, blurry night photos and videos. Inputs are never overwritten; existing "
                     "outputs are kept unless --overwrite.")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image or video files, or folders")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--weights", default=None, metavar="NAME|PATH",
                    help="model name from `vqcnir models` or a checkpoint (.pth or .safetensors); "
@@ -52,6 +52,9 @@ def _add_restore(subparsers) -> None:
                    help="also write one picture with a row per photo: night | restored (| ground truth)")
     p.add_argument("--gt", type=Path, default=None, metavar="DIR",
                    help="ground-truth folder for --side-by-side, matched by relative path")
+    from .video.cli import add_restore_arguments
+
+    add_restore_arguments(p)
     p.set_defaults(func=_run_restore)
 
 
@@ -65,7 +68,8 @@ def _run_restore(args) -> int:
         RestoreOptions, choose_device, count_passes, effective_precision, precision_dtype, prepare_for_inference,
         restore_tensor,
     )
-    from .imageio import list_images, read_image, resolve_max_megapixels, write_image
+    from .imageio import IMAGE_EXTENSIONS, list_images, read_image, resolve_max_megapixels, write_image
+    from .video import VIDEO_EXTENSIONS, is_video_path
     from .weights import load_model
     from .zoo import resolve_weights
 
@@ -91,9 +95,10 @@ def _run_restore(args) -> int:
         print(f"error: {error}", file=sys.stderr)
 
     # two inputs that would share an output name stop the run here, before anything is written
-    jobs = list_images(args.inputs, args.recursive, exclude=args.output, on_error=report)
+    jobs = list_images(args.inputs, args.recursive, exclude=args.output, on_error=report,
+                       extensions=IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
     if not jobs and not failures:
-        raise VQCNIRError("no images found in the given inputs")
+        raise VQCNIRError("no images or videos found in the given inputs")
     if device.type == "cpu":
         keep_freed_memory()  # about 1.5x faster on large photos; see vqcnir/allocator.py
     model = prepare_for_inference(load_model(weights), device) if jobs else None
@@ -101,6 +106,7 @@ def _run_restore(args) -> int:
     if args.output.is_dir() and (stale := remove_stale_temporaries(args.output)):
         print(f"removed {stale} temporary file(s) left in {args.output} by an interrupted run", file=sys.stderr)
     restored = skipped = 0
+    video_settings: dict = {}  # checked on the first video (it needs PyAV), reused after
     done: list[tuple[Path, Path, Path]] = []  # (input, output, relative path) for --side-by-side
     seconds = megapixels = 0.0
     # disable=None: no bar when stderr is not a terminal, so logs hold whole lines only
@@ -111,6 +117,11 @@ def _run_restore(args) -> int:
         try:
             if dst.resolve() == src.resolve():
                 raise VQCNIRError(f"{src}: output would overwrite the input; choose another -o folder")
+            if is_video_path(src):
+                result = _restore_video(model, src, dst, options, args, device, weights, video_settings)
+                restored += not result.skipped
+                skipped += result.skipped
+                continue
             if dst.exists() and not args.overwrite:
                 skipped += 1
                 done.append((src, dst, rel))
@@ -149,6 +160,16 @@ def _run_restore(args) -> int:
         rows = write_side_by_side(done, args.side_by_side, args.gt, max_megapixels)
         print(f"side-by-side picture of {rows} photo(s) -> {args.side_by_side}")
     return 1 if failures else 0
+
+
+def _restore_video(model, src: Path, dst: Path, options, args, device, weights: Path, settings: dict):
+    """One video through vqcnir.video (PyAV is needed from here on, not before)."""
+    from .video.cli import restore_one, video_options
+
+    if "video" not in settings:
+        settings["video"] = video_options(args, device)
+    model_id = f"{weights.resolve()} ({weights.stat().st_size} bytes)"
+    return restore_one(model, src, dst, options, settings["video"], overwrite=args.overwrite, model_id=model_id)
 
 
 def _check_side_by_side(args) -> None:

@@ -469,14 +469,14 @@ def _supported_list() -> str:
     return ", ".join(sorted(IMAGE_EXTENSIONS))
 
 
-def _check_input_file(path: Path) -> None:
+def _check_input_file(path: Path, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> None:
     if not path.exists():
         raise VQCNIRError(f"{path}: no such file")
     if path.is_dir():
         raise VQCNIRError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise VQCNIRError(f"{path}: not a regular file")
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    if path.suffix.lower() not in extensions:
         shown = path.suffix or "no extension"
         raise VQCNIRError(
             f"{path}: not a supported image type ({shown}); supported: {_supported_list()}"
@@ -720,11 +720,12 @@ def _atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
 # --------------------------------------------------------------------------- finding images
 
 
-def _is_image_name(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+def _is_image_name(name: str, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions
 
 
-def _images_in_folder(folder: Path, recursive: bool, exclude: Path | None) -> list[tuple[Path, Path]]:
+def _images_in_folder(folder: Path, recursive: bool, exclude: Path | None,
+                      extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[tuple[Path, Path]]:
     found: list[tuple[Path, Path]] = []
     if not recursive:
         try:
@@ -733,7 +734,7 @@ def _images_in_folder(folder: Path, recursive: bool, exclude: Path | None) -> li
             reason = error.strerror or error
             raise VQCNIRError(f"{folder}: cannot list the folder ({reason})") from error
         for entry in entries:
-            if _is_image_name(entry.name) and entry.is_file():
+            if _is_image_name(entry.name, extensions) and entry.is_file():
                 found.append((folder / entry.name, Path(entry.name)))
     else:
 
@@ -749,7 +750,7 @@ def _images_in_folder(folder: Path, recursive: bool, exclude: Path | None) -> li
             dirs[:] = [d for d in dirs if not d.startswith(".")
                        and (exclude is None or (root_path / d).resolve() != exclude)]
             for name in files:
-                if _is_image_name(name) and (root_path / name).is_file():
+                if _is_image_name(name, extensions) and (root_path / name).is_file():
                     file = root_path / name
                     found.append((file, file.relative_to(folder)))
     found.sort(key=lambda pair: pair[1].parts)
@@ -762,6 +763,7 @@ def list_images(
     *,
     exclude: str | os.PathLike[str] | None = None,
     on_error: Callable[[VQCNIRError], None] | None = None,
+    extensions: frozenset[str] = IMAGE_EXTENSIONS,
 ) -> list[tuple[Path, Path]]:
     """The image files to process, each with the relative path to give it under an output folder.
 
@@ -772,7 +774,8 @@ def list_images(
     input or across inputs, raise :class:`VQCNIRError`, since one output would overwrite the
     other. A folder ``exclude`` (the output folder) is never descended into. ``on_error``, when
     given, receives each bad input (missing, not an image, unreadable) and the others are
-    still listed; without it the first one raises.
+    still listed; without it the first one raises. ``extensions`` widens
+    what counts (``vqcnir restore`` adds the video extensions).
     """
     result: list[tuple[Path, Path]] = []
     seen_files: set[Path] = set()
@@ -780,7 +783,7 @@ def list_images(
     excluded = Path(exclude).resolve() if exclude is not None else None
     for given in inputs:
         try:
-            pairs = _images_of_input(Path(given), recursive, excluded)
+            pairs = _images_of_input(Path(given), recursive, excluded, extensions)
         except VQCNIRError as error:
             if on_error is None:
                 raise
@@ -801,10 +804,11 @@ def list_images(
     return result
 
 
-def _images_of_input(path: Path, recursive: bool, exclude: Path | None) -> list[tuple[Path, Path]]:
+def _images_of_input(path: Path, recursive: bool, exclude: Path | None,
+                     extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[tuple[Path, Path]]:
     if path.is_dir():
-        return _images_in_folder(path, recursive, exclude)
+        return _images_in_folder(path, recursive, exclude, extensions)
     if not path.exists():
         raise VQCNIRError(f"{path}: no such file or folder")
-    _check_input_file(path)
+    _check_input_file(path, extensions)
     return [(path, Path(path.name))]

@@ -46,6 +46,8 @@ def load_config(path: str | None) -> DegradeConfig:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    if args.video:
+        return _synth_video(args)
     from .synth import SynthSettings, synthesize
 
     settings = SynthSettings(seed=args.seed, size=args.size, frames_per_video=args.frames_per_video,
@@ -59,6 +61,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
         w, h = args.size
         print(f"warning: {counts['smaller']} of the {counts['made']} frames written are smaller than "
               f"{w}x{h}: their photos are; frames never upscale a photo", file=sys.stderr)
+    return 0
+
+
+def _synth_video(args: argparse.Namespace) -> int:
+    from .video_synth import ClipSettings, synthesize_clips
+
+    if args.test_pairs or args.size is None:
+        raise VQCNIRError("--video makes --pairs clips of one --size WxH; --test-pairs and 'full' do not apply")
+    settings = ClipSettings(seed=args.seed, size=args.size, frames=args.frames_per_video, fps=args.fps,
+                            codec=args.video_codec, crf=args.video_crf, config=load_config(args.config))
+    counts = synthesize_clips(args.sharp_dir, args.output, clips=args.pairs, settings=settings,
+                              progress=not args.quiet)
+    if not args.quiet:
+        print(f"{args.output}: {counts['made']} clips written, {counts['skipped']} already there")
     return 0
 
 
@@ -97,6 +113,14 @@ def register(subparsers) -> None:
     p.add_argument("--config", help="YAML with darken/blur/noise/gt ranges (defaults: LOL-Blur-like)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v = p.add_argument_group("video clips (--video; see docs/video.md)")
+    v.add_argument("--video", action="store_true",
+                   help="make --pairs night/gt video clips of --frames-per-video frames instead: a camera "
+                        "pans, zooms and shakes over a photo; darkening fixed per clip, blur and noise per frame")
+    v.add_argument("--fps", type=int, default=30, help="frame rate of the clips (default 30)")
+    v.add_argument("--video-codec", default="ffv1", choices=("ffv1", "h264", "h265"),
+                   help="ffv1 (default: lossless, .mkv), or h264/h265 (.mp4, smaller)")
+    v.add_argument("--video-crf", type=int, default=18, metavar="N", help="quality for h264/h265 (default 18)")
     p.set_defaults(func=cmd_synth)
 
     d = subparsers.add_parser("data", help="data utilities (photo corpus)")

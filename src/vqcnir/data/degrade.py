@@ -383,9 +383,11 @@ class Degrader:
         cut = (slice(top - y0, top - y0 + h), slice(left - x0, left - x0 + w))
 
         d = c.darken
-        rr = fit_curve(lightness(sub[cut]), params["darken"]["exposure"],
-                       light_threshold=d.light_threshold, light_band=d.light_band,
-                       steps=d.curve_steps)
+        rr = params["darken"].get("curve_r")  # given: one darkening for a whole video clip
+        if rr is None:
+            rr = fit_curve(lightness(sub[cut]), params["darken"]["exposure"],
+                           light_threshold=d.light_threshold, light_band=d.light_band,
+                           steps=d.curve_steps)
         low_sub, rr = darken(sub, params["darken"]["exposure"], light_threshold=d.light_threshold,
                              light_band=d.light_band, steps=d.curve_steps,
                              ratio_space=d.ratio_space, r=rr)

@@ -133,9 +133,9 @@ def make_sample(split: str, index: int, photos: list[str]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- the run
-def _check_settings(out_dir: Path, wanted: dict[str, Any]) -> None:
+def _check_settings(out_dir: Path, wanted: dict[str, Any], record: str = "synth.json") -> None:
     wanted = json.loads(json.dumps(wanted))  # compare as read back (tuples become lists)
-    path = out_dir / "synth.json"
+    path = out_dir / record
     if path.exists():
         try:
             have = json.loads(path.read_text())

@@ -23,6 +23,7 @@ _EPILOG = """examples:
   vqcnir evaluate --night test/low --gt test/high --weights model.pth --out eval_model
   vqcnir evaluate --night test/low --gt test/high --method identity,gamma,clahe --weights default --metrics psnr,ssim,stlpips_vgg --out eval/
   vqcnir evaluate --night test/low --gt test/high --method gamma --weights default --gt-mean --out eval_gtmean/
+  vqcnir evaluate --restored out/clip.mkv --gt clips/gt/clip.mkv   (video: psnr,ssim,warp_error,flicker)
   vqcnir evaluate --list-metrics
 
 exit status: 0 when every requested metric was computed, 3 when some could not run here
@@ -41,8 +42,11 @@ def register(subparsers) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--restored", type=Path, help="folder of restored images (output folder with --night)")
-    p.add_argument("--gt", type=Path, help="folder of ground-truth images, paired by relative path")
+    p.add_argument("--restored", type=Path, help="folder of restored images (output folder with --night), "
+                                                 "or a restored video (a video file, or a folder of frames with "
+                                                 "--metrics warp_error,...)")
+    p.add_argument("--gt", type=Path, help="folder of ground-truth images, paired by relative path (or a video, "
+                                           "or a folder of its frames)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated metric names (default: psnr,ssim with --gt, else niqe); "
                         "see --list-metrics")
@@ -260,7 +264,7 @@ def _from_night(args, names, device: str) -> int:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_folders, format_table, write_outputs
+    from .evaluate import evaluate_folders
     from .optional import ENV_WEIGHTS
 
     if args.list_metrics:
@@ -283,8 +287,20 @@ def handler(args: argparse.Namespace) -> int:
         raise VQCNIRError("--weights and --method restore a --night folder; give --night DIR")
     if args.restored is None:
         raise VQCNIRError("give --restored DIR (or --night DIR with --weights/--method)")
+    from .video import evaluate_video, is_video_request
+
+    if is_video_request(args.restored, args.gt, names):
+        ev = evaluate_video(args.restored, args.gt, names, crop=args.crop, device=device,
+                            progress=not args.no_progress, gt_mean=args.gt_mean)
+        return _report(ev, args)
     ev = evaluate_folders(args.restored, args.gt, names, crop=args.crop, device=device,
                           progress=not args.no_progress, source={"kind": "folder"}, gt_mean=args.gt_mean)
+    return _report(ev, args)
+
+
+def _report(ev, args) -> int:
+    from .evaluate import format_table, write_outputs
+
     csv_path, json_path = write_outputs(ev, args.out, overwrite=args.overwrite)
     print(format_table(ev, per_image=args.per_image))
     _print_gt_mean_note(args)

@@ -154,6 +154,19 @@ def undefined_reason(metric: str) -> str:
     return registry.SPECS[metric].protocol.get("undefined_when", "the metric is undefined for this image")
 
 
+def build_scorers(names: list[str], device: str) -> tuple[dict[str, Callable], dict[str, str]]:
+    """Scorers for the metrics that can run here, and the reason for each one that cannot."""
+    unavailable: dict[str, str] = {}
+    scorers: dict[str, Callable] = {}
+    for name in names:
+        try:
+            registry.check(name)
+            scorers[name] = registry.build(name, device)
+        except MetricUnavailable as error:
+            unavailable[name] = str(error)
+    return scorers, unavailable
+
+
 def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] | None = None, *,
                      crop: int = 0, device: str = "cpu", progress: bool = True,
                      source: dict | None = None, gt_mean: bool = False) -> Evaluation:
@@ -166,14 +179,7 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
     if gt_mean and gt is None:
         raise VQCNIRError(GT_MEAN_NEEDS_GT)
     pairs = pair_folders(restored, gt)
-    unavailable: dict[str, str] = {}
-    scorers: dict[str, Callable] = {}
-    for name in names:
-        try:
-            registry.check(name)
-            scorers[name] = registry.build(name, device)
-        except MetricUnavailable as error:
-            unavailable[name] = str(error)
+    scorers, unavailable = build_scorers(names, device)
     rows = []
     for rel, r_path, g_path in tqdm(pairs, desc="evaluate", unit="img", disable=None if progress else True):
         r = read_rgb(r_path)

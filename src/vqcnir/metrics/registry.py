@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from . import full_reference
+from . import full_reference, temporal
 from .errors import MetricUnavailable
 
 Scorer = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -85,6 +85,11 @@ _add(MetricSpec("pi", False, False, {"variant": "PI = ((10 - NRQM) + NIQE) / 2, 
 _add(MetricSpec("brisque", False, False, {"variant": "BRISQUE, pyiqa's SVR weights",
                                          "implementation": "pyiqa"}, "brisque"))
 
+for _name, _protocol in temporal.PROTOCOLS.items():  # scored by metrics.video, on a whole sequence
+    _add(MetricSpec(_name, False, False, {**_protocol, "implementation": "vqcnir (metrics/temporal.py)"}))
+    _add(MetricSpec(f"{_name}_gt", True, False, {**_protocol, "video": "the ground truth's own value",
+                                                 "implementation": "vqcnir (metrics/temporal.py)"}))
+
 DEFAULT_FULL_REFERENCE = ("psnr", "ssim")
 DEFAULT_NO_REFERENCE = ("niqe",)
 
@@ -112,6 +117,8 @@ def build(name: str, device: str | torch.device = "cpu") -> Scorer:
         from .blockiness import blockiness8
 
         return lambda restored, gt=None: blockiness8(restored)
+    if name.split("_gt")[0] in temporal.TEMPORAL:
+        raise MetricUnavailable(f"{name} scores a sequence: give --restored VIDEO (or frames with --metrics {name})")
     if name == "niqe":
         from .niqe import niqe
 
