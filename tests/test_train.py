@@ -402,7 +402,7 @@ def test_cpu_budget_ends_the_run_and_a_resume_keeps_counting(tmp_path):
 
 
 def test_charbonnier_and_frequency_losses():
-    from vqcnir.losses import frequency_loss, pixel_loss
+    from vqcnir.train.losses import frequency_loss, pixel_loss
 
     gt = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     assert pixel_loss(gt, gt, "charbonnier").item() == pytest.approx(1e-3)

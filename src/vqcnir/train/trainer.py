@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_path
 from ..engine import effective_precision
 from ..errors import VQCNIRError
-from ..losses import (PerceptualLoss, frequency_loss, hinge_d_loss, hinge_g_loss, pixel_loss,
+from .losses import (PerceptualLoss, frequency_loss, hinge_d_loss, hinge_g_loss, pixel_loss,
                       resolve_perceptual)
 from ..nn import VQCNIR, VQCNIRConfig, VQGAN
 from ..nn.discriminator import UNetDiscriminatorSN
