@@ -20,7 +20,7 @@ from PIL import Image
 from vqcnir.errors import VQCNIRError
 from vqcnir.train import FROZEN_STAGE2, load_config, run_training, shipped_presets
 from vqcnir.train.cli import register
-from vqcnir.train.trainer import Trainer
+from vqcnir.train import Trainer
 from vqcnir.weights import load_model, read_checkpoint
 
 
