@@ -200,6 +200,23 @@ def test_stage2_refuses_a_wrong_start(tmp_path):
         Trainer(tiny(2, tmp_path, "stage2.stage1_checkpoint=missing.pth"), device="cpu")
 
 
+def test_stage2_start_is_checked_by_the_checkpoint_rules_of_weights(tmp_path):
+    """A stage-2 file or a stage-1 file that lacks a tensor is one clear error, not a traceback."""
+    from vqcnir.nn import VQCNIR, VQGAN
+    from vqcnir.weights import save_checkpoint
+
+    config = load_config("tiny-stage1").model.network_config()
+    save_checkpoint(tmp_path / "s2.pth", VQCNIR(config).state_dict(), config)
+    with pytest.raises(VQCNIRError, match="this is a stage-2 checkpoint"):
+        Trainer(tiny(2, tmp_path, f"stage2.stage1_checkpoint={(tmp_path / 's2.pth').as_posix()}"), device="cpu")
+    state = VQGAN(config).state_dict()
+    state.pop(next(k for k in state if k.startswith("decoder_group.")))
+    save_checkpoint(tmp_path / "s1.pth", state, config)
+    with pytest.raises(VQCNIRError, match="does not fit the model: 1 missing"):
+        Trainer(tiny(2, tmp_path, "name=second", f"stage2.stage1_checkpoint={(tmp_path / 's1.pth').as_posix()}"),
+                device="cpu")
+
+
 def _pairs(root: Path, n: int, size: int = 24) -> tuple[Path, Path]:
     rng = np.random.default_rng(n)
     for side in ("night", "gt"):
