@@ -22,7 +22,6 @@ import sys
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 
 import torch
 import yaml
@@ -36,6 +35,7 @@ from ..nn.discriminator import UNetDiscriminatorSN
 from . import distributed as D
 from .config import TrainConfig
 from .data import EpochIndexed, GlobalBatchSampler, build_datasets
+from .meters import Timings, codebook_stats, format_duration, process_tree_cpu_seconds
 from .losses import PerceptualLoss, frequency_loss, hinge_d_loss, hinge_g_loss, pixel_loss, resolve_perceptual
 from .resume import export, list_states, load_training_state, newest_state, save_run
 from .stage1 import Stage1
@@ -54,24 +54,6 @@ class _Generator(nn.Module):
         if gt_indices is None:
             return self.net.forward_train(x)
         return self.net.forward_train(x, gt_indices)
-
-
-def _fmt_time(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    return (f"{days}d " if days else "") + f"{h:d}:{m:02d}:{s:02d}"
-
-
-@dataclass
-class Timings:
-    data: float = 0.0   # seconds waiting for batches
-    step: float = 0.0   # seconds of whole iterations (data + compute)
-    iters: int = 0
-    history: list = field(default_factory=list)  # (iter, {loss: window mean}) at each log line
 
 
 class Trainer:
@@ -337,16 +319,6 @@ class Trainer:
         logs["total"] = total.detach()
         return {k: float(v.detach()) for k, v in logs.items()}
 
-    # ------------------------------------------------------------------------------ codebook
-    def _codebook_stats(self, counts: torch.Tensor) -> tuple[int, float]:
-        used = int((counts > 0).sum())
-        total = counts.sum()
-        if total == 0:
-            return 0, 0.0
-        p = counts / total
-        perplexity = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
-        return used, perplexity
-
     # ------------------------------------------------------------------------------ validation
     def _after_validation(self, it: int, result: dict[str, float]) -> None:
         from ..metrics import SPECS
@@ -484,12 +456,12 @@ class Trainer:
         self.timings.history.append((it, means))
         speed = n / step_time if step_time > 0 else float("nan")
         eta = (self.cfg.train.total_iter - it) / speed if speed > 0 else float("nan")
-        used, perplexity = self._codebook_stats(counts)
+        used, perplexity = codebook_stats(counts)
         lr = self.opt_g.param_groups[0]["lr"]
         losses = " ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "total")
         self.log(f"iter {it:,}/{self.cfg.train.total_iter:,}  lr {lr:.2e}  {losses}  | codes {used}/"
                  f"{counts.numel()} used, perplexity {perplexity:.1f}  | {speed:.2f} it/s, data "
-                 f"{100 * data_time / max(step_time, 1e-12):.1f}%  eta {_fmt_time(eta)}")
+                 f"{100 * data_time / max(step_time, 1e-12):.1f}%  eta {format_duration(eta)}")
         if self.tb is not None:
             for k, v in means.items():
                 self.tb.add_scalar(f"train/{k}", v, it)
@@ -507,24 +479,6 @@ class Trainer:
             self.log_file.close()
             self.log_file = None
         D.teardown(self.dist)
-
-
-def process_tree_cpu_seconds() -> float:
-    """User + system CPU-seconds of this process, its finished children and its live ones (the
-    data-loader workers)."""
-    try:
-        import psutil
-    except ImportError:
-        raise VQCNIRError("train.cpu_budget_min needs psutil: pip install psutil") from None
-    me = psutil.Process()
-    t = me.cpu_times()
-    total = t.user + t.system + t.children_user + t.children_system
-    for child in me.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.Error:  # a worker that just exited is counted in children_* next time
-            pass
-    return total
 
 
 def run_training(cfg: TrainConfig, resume: bool = False, device: str = "auto",
