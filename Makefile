@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Test data that cannot be made here, fetched once by the install step (never by a test).
+TEST_DATA := tests/data/tid2013
 
 .PHONY: demo test bench clean
 
@@ -24,11 +26,15 @@ demo: $(STAMP)
 	$(VENV)/bin/vqcnir restore samples/night -o results --overwrite \
 		--side-by-side results/side_by_side.jpg --gt samples/gt
 
-test: $(STAMP)
+$(TEST_DATA)/.fetched: scripts/fetch_test_data.py | $(STAMP)
+	$(PY) scripts/fetch_test_data.py $(TEST_DATA)
+	touch $@
+
+test: $(STAMP) $(TEST_DATA)/.fetched
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/restore_speed.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache tests/data

@@ -45,7 +45,7 @@ def measure(config: str, precision: str, iters: int, warmup: int, data: str, dev
 
     from vqcnir.nn import VQGAN
     from vqcnir.train import load_config
-    from vqcnir.train.trainer import Trainer
+    from vqcnir.train import Trainer
     from vqcnir.weights import save_checkpoint
 
     opts = [f"experiments_root={workdir.as_posix()}", f"train.precision={precision}",

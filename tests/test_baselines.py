@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vqcnir import baselines
+from vqcnir.metrics import baselines
 from vqcnir.errors import VQCNIRError
 
 

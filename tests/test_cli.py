@@ -196,3 +196,13 @@ def test_self_ensemble_restores_differently(tmp_path, photos, weights):
     assert run("restore", photos / "a.png", "-o", ensembled, "--weights", weights, "--self-ensemble") == 0
     a, b = (np.asarray(Image.open(d / "a.png")) for d in (plain, ensembled))
     assert a.shape == b.shape == (32, 40, 3) and not np.array_equal(a, b)
+
+
+def test_restore_never_imports_the_photo_downloader(tmp_path, photos, weights):
+    """`vqcnir data photos` shells out to apt; restoring must not even import it."""
+    code = ("import sys; from vqcnir.cli import main; "
+            f"status = main(['restore', {str(photos / 'a.png')!r}, '-o', {str(tmp_path / 'out')!r}, "
+            f"'--weights', {str(weights)!r}]); "
+            "print(status, 'vqcnir.data.photos' in sys.modules, 'vqcnir.data.cli' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.split()[-3:] == ["0", "False", "True"], result.stderr  # `data` was registered

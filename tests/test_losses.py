@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vqcnir.errors import VQCNIRError
-from vqcnir.losses import PerceptualLoss, hinge_d_loss, hinge_g_loss, pixel_loss, resolve_perceptual
+from vqcnir.train.losses import PerceptualLoss, hinge_d_loss, hinge_g_loss, pixel_loss, resolve_perceptual
 from vqcnir.nn.discriminator import UNetDiscriminatorSN
 
 

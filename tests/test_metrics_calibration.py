@@ -1,16 +1,12 @@
 """PSNR, SSIM and NIQE against the original implementations on five TID2013 images.
 
-The images ship inside the pyiqa wheel (``ResultsCalibra/``); the wheel is fetched once with pip
-into the user cache (never into the repository). The reference values are those tabulated on
-IQA-PyTorch's calibration page for the original (mostly MATLAB) implementations.
+The images ship inside the pyiqa wheel (``ResultsCalibra/``); the install step fetches them
+(``make test`` runs ``scripts/fetch_test_data.py``), never this test. The reference values are
+those tabulated on IQA-PyTorch's calibration page for the original (mostly MATLAB) implementations.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +16,7 @@ from PIL import Image
 
 from vqcnir import metrics
 
-PYIQA = "pyiqa==0.1.16"
+DATA = Path(__file__).resolve().parent / "data" / "tid2013"  # where scripts/fetch_test_data.py puts them
 IMAGES = ("I03", "I04", "I06", "I08", "I19")
 PSNR = {"I03": 21.11, "I04": 20.99, "I06": 27.01, "I08": 23.30, "I19": 21.62}
 SSIM_ORIGINAL = {"I03": 0.6993, "I04": 0.9978, "I06": 0.9989, "I08": 0.9669, "I19": 0.6519}
@@ -29,34 +25,13 @@ NIQE_MATLAB = {"I03": 15.7536, "I04": 3.6549, "I06": 3.2355, "I08": 3.1840, "I19
 NIQE_TOLERANCE = {"I03": 0.15, "I04": 0.05, "I06": 0.05, "I08": 0.05, "I19": 0.5}
 
 
-def _cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vqcnir-tests" / "pyiqa-0.1.16"
-
-
 @pytest.fixture(scope="module")
 def calibration() -> Path:
-    root = _cache()
-    out = root / "ResultsCalibra"
-    if all((out / d / f"{n}.bmp").is_file() for d in ("dist_dir", "ref_dir") for n in IMAGES):
-        return out
-    root.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(root.glob("pyiqa-0.1.16-*.whl"))
-    if not wheels:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", PYIQA, "-d", str(root)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            pytest.skip(f"cannot fetch the {PYIQA} wheel with pip ({error}); no registry reachable?")
-        wheels = sorted(root.glob("pyiqa-0.1.16-*.whl"))
-        if done.returncode != 0 or not wheels:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            pytest.skip(f"cannot fetch the {PYIQA} wheel with pip: {last}")
-    with zipfile.ZipFile(wheels[0]) as z:
-        for name in z.namelist():
-            if name.startswith("ResultsCalibra/") and name.endswith(".bmp"):
-                z.extract(name, root)
-    return out
+    missing = [f"{d}/{n}.bmp" for d in ("dist_dir", "ref_dir") for n in IMAGES if not (DATA / d / f"{n}.bmp").is_file()]
+    if missing:
+        pytest.fail(f"{DATA} lacks {', '.join(missing[:2])}: the install step did not fetch the test data; "
+                    f"run `make test`, or `python scripts/fetch_test_data.py` once", pytrace=False)
+    return DATA
 
 
 def _load(path: Path) -> torch.Tensor:

@@ -71,7 +71,7 @@ def test_restore_keeps_bf16_with_native_bf16(tmp_path, restore_inputs, capsys, m
 
 def test_training_falls_back_too(tmp_path, monkeypatch):
     from vqcnir.train import load_config
-    from vqcnir.train.trainer import Trainer
+    from vqcnir.train import Trainer
 
     monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
     cfg = load_config("tiny-stage1", [f"experiments_root={tmp_path.as_posix()}", "train.precision=bf16",

@@ -20,7 +20,7 @@ from PIL import Image
 from vqcnir.errors import VQCNIRError
 from vqcnir.train import FROZEN_STAGE2, load_config, run_training, shipped_presets
 from vqcnir.train.cli import register
-from vqcnir.train.trainer import Trainer
+from vqcnir.train import Trainer
 from vqcnir.weights import load_model, read_checkpoint
 
 
@@ -193,6 +193,23 @@ def test_stage2_init_from_takes_trained_parts_but_keeps_stage1_codebook(tmp_path
 def test_stage2_refuses_a_wrong_start(tmp_path):
     with pytest.raises(VQCNIRError, match="not found"):
         Trainer(tiny(2, tmp_path, "stage2.stage1_checkpoint=missing.pth"), device="cpu")
+
+
+def test_stage2_start_is_checked_by_the_checkpoint_rules_of_weights(tmp_path):
+    """A stage-2 file or a stage-1 file that lacks a tensor is one clear error, not a traceback."""
+    from vqcnir.nn import VQCNIR, VQGAN
+    from vqcnir.weights import save_checkpoint
+
+    config = load_config("tiny-stage1").model.network_config()
+    save_checkpoint(tmp_path / "s2.pth", VQCNIR(config).state_dict(), config)
+    with pytest.raises(VQCNIRError, match="this is a stage-2 checkpoint"):
+        Trainer(tiny(2, tmp_path, f"stage2.stage1_checkpoint={(tmp_path / 's2.pth').as_posix()}"), device="cpu")
+    state = VQGAN(config).state_dict()
+    state.pop(next(k for k in state if k.startswith("decoder_group.")))
+    save_checkpoint(tmp_path / "s1.pth", state, config)
+    with pytest.raises(VQCNIRError, match="does not fit the model: 1 missing"):
+        Trainer(tiny(2, tmp_path, "name=second", f"stage2.stage1_checkpoint={(tmp_path / 's1.pth').as_posix()}"),
+                device="cpu")
 
 
 def _pairs(root: Path, n: int, size: int = 24) -> tuple[Path, Path]:
@@ -397,7 +414,7 @@ def test_cpu_budget_ends_the_run_and_a_resume_keeps_counting(tmp_path):
 
 
 def test_charbonnier_and_frequency_losses():
-    from vqcnir.losses import frequency_loss, pixel_loss
+    from vqcnir.train.losses import frequency_loss, pixel_loss
 
     gt = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     assert pixel_loss(gt, gt, "charbonnier").item() == pytest.approx(1e-3)

@@ -78,7 +78,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _baselines() -> list[str]:
-    from ..baselines import BASELINES
+    from .baselines import BASELINES
 
     return list(BASELINES)
 
@@ -121,7 +121,7 @@ def _restorer_from_model(weights: Path, device: str, self_ensemble: bool = False
 def _restorer_from_baseline(name: str):
     import torch
 
-    from ..baselines import get
+    from .baselines import get
 
     fn = get(name)
 
@@ -156,7 +156,7 @@ def _parse_methods(text: str | None) -> list[str]:
 
 
 def _baseline_method(name: str, night: Path) -> _Method:
-    from ..baselines import DESCRIPTIONS
+    from .baselines import DESCRIPTIONS
 
     title = "night input (identity)" if name == "identity" else name
     source = {"kind": "baseline", "method": name, "description": DESCRIPTIONS[name], "night": str(night)}

@@ -41,7 +41,7 @@ def run(args) -> int:
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    from .trainer import run_training
+    from .loop import run_training
 
     time_limit = None if args.time_limit is None else args.time_limit * 60
     run_training(cfg, resume=args.resume, device=args.device, time_limit=time_limit)

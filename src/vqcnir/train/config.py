@@ -385,7 +385,7 @@ def validate(cfg: TrainConfig) -> None:
     for k in ("pixel", "codebook", "perceptual", "adversarial"):
         if getattr(losses, k) < 0:
             problems.append(f"train.losses.{k} must be >= 0")
-    from ..losses import PERCEPTUAL_CHOICES, PIXEL_KINDS
+    from .losses import PERCEPTUAL_CHOICES, PIXEL_KINDS
 
     if losses.perceptual_net not in PERCEPTUAL_CHOICES:
         problems.append(f"train.losses.perceptual_net {losses.perceptual_net!r} is not one of "

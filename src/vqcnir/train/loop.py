@@ -1,9 +1,5 @@
-"""The two-stage VQCNIR trainer.
-
-Stage 1 trains the VQGAN autoencoder on sharp images (L1 + perceptual + hinge GAN + codebook /
-commitment). Stage 2 builds the restorer from a stage-1 checkpoint, freezes the codebook and the
-codebook decoder G, and trains the rest (L1 + code alignment to the GT's codes from the frozen
-stage-1 model + perceptual + GAN).
+"""The training loop both VQCNIR stages share; what differs lives in ``stage1.py`` (the codebook
+autoencoder, dead-code restarts) and ``stage2.py`` (the restorer: frozen parts, code alignment).
 
 One process or many (``torchrun``, DDP); bf16 autocast on GPU; gradient clipping; EMA weights;
 skipped (logged) steps on non-finite losses or gradients; atomic checkpoints; exact resume.
@@ -25,35 +21,26 @@ import math
 import sys
 import time
 import warnings
-from collections import Counter
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from ..atomic import atomic_path
 from ..engine import effective_precision
 from ..errors import VQCNIRError
-from ..losses import (PerceptualLoss, frequency_loss, hinge_d_loss, hinge_g_loss, pixel_loss,
-                      resolve_perceptual)
-from ..nn import VQCNIR, VQCNIRConfig, VQGAN
 from ..nn.discriminator import UNetDiscriminatorSN
-from ..weights import checkpoint_config, read_checkpoint, save_checkpoint
 from . import distributed as D
 from .config import TrainConfig
 from .data import EpochIndexed, GlobalBatchSampler, build_datasets
-
-# Names frozen in stage 2: the codebook and decoder G (spec 5.2; `main_decode` stays trainable).
-FROZEN_STAGE2 = ("quantize_group.", "after_quant_group.", "decoder_group.")
-STAGE2_FIELDS = ("num_aiem", "aiem_splits", "aiem_curves", "deform_groups", "use_aiem", "use_dbca",
-                 "commitment_beta")
-_STAGE2_ONLY = ("main_decode.", "multiscale_encoder.blocks.3.")
+from .meters import Timings, codebook_stats, format_duration, process_tree_cpu_seconds
+from .losses import PerceptualLoss, frequency_loss, hinge_d_loss, hinge_g_loss, pixel_loss, resolve_perceptual
+from .resume import export, list_states, load_training_state, newest_state, save_run
+from .stage1 import Stage1
+from .stage2 import Stage2
+from .validation import validate
 
 
 class _Generator(nn.Module):
@@ -69,47 +56,10 @@ class _Generator(nn.Module):
         return self.net.forward_train(x, gt_indices)
 
 
-def frozen_names(cfg: TrainConfig) -> tuple[str, ...]:
-    return FROZEN_STAGE2 + (("out_conv.",) if cfg.stage2.freeze_out_conv else ())
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _fmt_time(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    return (f"{days}d " if days else "") + f"{h:d}:{m:02d}:{s:02d}"
-
-
-def list_states(exp_dir: Path) -> list[tuple[int, Path]]:
-    """Training states, newest first (only complete files: temporary ones start with a dot)."""
-    folder = exp_dir / "training_states"
-    out = []
-    if folder.is_dir():
-        for p in folder.glob("*.state"):
-            if p.stem.isdigit():
-                out.append((int(p.stem), p))
-    return sorted(out, reverse=True)
-
-
-@dataclass
-class Timings:
-    data: float = 0.0   # seconds waiting for batches
-    step: float = 0.0   # seconds of whole iterations (data + compute)
-    iters: int = 0
-    history: list = field(default_factory=list)  # (iter, {loss: window mean}) at each log line
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, device: str = "auto"):
         self.cfg = cfg
+        self.stage = Stage1(cfg) if cfg.stage == 1 else Stage2(cfg)
         self.device = self._device(device)
         self.dist = D.setup(self.device.type)
         if self.device.type == "cuda":
@@ -137,7 +87,7 @@ class Trainer:
         self._build_losses()
         self._build_optimizers()
         if state is not None:
-            self._load_state(state)
+            load_training_state(self, state)
         self._build_data()
         self._open_logs()
 
@@ -154,10 +104,11 @@ class Trainer:
 
     def _prepare_dir(self, resume: bool):
         exp = self.exp_dir
-        states = list_states(exp)
         self.fresh_note = ""
-        if resume and states:
-            return self._newest_state(states)
+        self.broken_states = []
+        if resume and list_states(exp):
+            state, self.resumed_from, self.broken_states = newest_state(exp)
+            return state
         if resume:  # nothing saved yet, e.g. a run killed before its first save: start it
             if any((exp / "models").glob("[!.]*")):
                 raise VQCNIRError(f"nothing to resume in {exp}: it has saved models but no training state; "
@@ -173,55 +124,10 @@ class Trainer:
         D.barrier(self.dist)
         return None
 
-    def _newest_state(self, states: list[tuple[int, Path]]) -> dict:
-        self.broken_states = []
-        for it, path in states:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                if not isinstance(state, dict) or state.get("iter") != it or "net_g" not in state:
-                    raise ValueError("incomplete")
-                self.resumed_from = path
-                return state
-            except Exception:  # a damaged file: fall back to the one before
-                self.broken_states.append(path)
-        raise VQCNIRError(f"nothing to resume in {self.exp_dir}: every training state is damaged")
-
-    def _network_config(self) -> VQCNIRConfig:
-        cfg = self.cfg
-        wanted = cfg.model.network_config()
-        if cfg.stage == 1:
-            return wanted
-        state, stored = read_checkpoint(cfg.stage2.stage1_checkpoint)
-        base = checkpoint_config(state, stored, cfg.stage2.stage1_checkpoint)
-        stored = base.to_dict()
-        self._stage1_state, self._stage1_config = state, base
-        differ = [f"{k}={getattr(wanted, k)} (the checkpoint has {v})" for k, v in stored.items()
-                  if k not in STAGE2_FIELDS and getattr(wanted, k) != v]
-        if differ:
-            raise VQCNIRError(f"{cfg.stage2.stage1_checkpoint}: the model section asks for "
-                              f"{'; '.join(differ)}; stage 2 keeps stage 1's widths and codebook")
-        # widths and codebook from stage 1; the stage-2 fields from this config
-        return base.with_(**{k: getattr(wanted, k) for k in STAGE2_FIELDS})
-
     def _build_networks(self) -> None:
-        cfg = self.cfg
-        self.net_config = self._network_config()
-        dev = self.device
-        if cfg.stage == 1:
-            self.net = VQGAN(self.net_config)
-        else:
-            self.net = VQCNIR(self.net_config)
-            self.init_note = None  # logged when a fresh run starts from stage2.init_from
-            self._init_from_stage1()
-            if cfg.stage2.init_from:
-                self._init_from_stage2(cfg.stage2.init_from)
-            self.hq = VQGAN(self._stage1_config)
-            self.hq.load_state_dict(self._stage1_state, strict=True)
-            self.hq.requires_grad_(False).eval().to(dev)
-            del self._stage1_state
-            for name, p in self.net.named_parameters():
-                if name.startswith(frozen_names(cfg)):
-                    p.requires_grad_(False)
+        cfg, dev = self.cfg, self.device
+        self.net_config = self.stage.network_config()
+        self.net = self.stage.build_network(self.net_config, dev)
         self.net.to(dev).train()
         self.ema = None
         if cfg.train.ema_decay > 0:
@@ -237,36 +143,6 @@ class Trainer:
             self.d_step = DDP(self.net_d, device_ids=ids) if self.net_d is not None else None
         else:
             self.g_step, self.d_step = gen, self.net_d
-
-    def _init_from_stage1(self) -> None:
-        """Copy every stage-1 tensor into the restorer; only the AIEM stack and D start fresh."""
-        state = self._stage1_state
-        expected = self.net.state_dict()
-        unexpected = [k for k in state if k not in expected]
-        wrong = [k for k in state if k in expected and state[k].shape != expected[k].shape]
-        missing = [k for k in expected if k not in state and not k.startswith(_STAGE2_ONLY)]
-        if unexpected or wrong or missing:
-            if any(k.startswith(_STAGE2_ONLY) for k in state):
-                raise VQCNIRError(f"{self.cfg.stage2.stage1_checkpoint}: this is a stage-2 checkpoint; "
-                                  "stage 2 starts from a stage-1 (codebook autoencoder) checkpoint")
-            bad = (unexpected + wrong + missing)[:3]
-            raise VQCNIRError(f"{self.cfg.stage2.stage1_checkpoint}: does not fit the stage-2 network "
-                              f"(e.g. {', '.join(bad)})")
-        self.net.load_state_dict(state, strict=False)
-
-    def _init_from_stage2(self, path: str) -> None:
-        """Start the trained parts from an earlier stage-2 checkpoint; the frozen codebook and
-        decoder G stay those of stage1_checkpoint (they are what this run restores against)."""
-        state, _ = read_checkpoint(path)
-        expected = self.net.state_dict()
-        trained = [k for k in expected if not k.startswith(FROZEN_STAGE2)]
-        missing = [k for k in trained if k not in state]
-        wrong = [k for k in trained if k in state and state[k].shape != expected[k].shape]
-        if missing or wrong:
-            what = "is not a stage-2 checkpoint of this network size" if missing else "has other widths"
-            raise VQCNIRError(f"stage2.init_from {path}: {what} (e.g. {', '.join((missing + wrong)[:3])})")
-        self.net.load_state_dict({k: state[k] for k in trained}, strict=False)
-        self.init_note = f"trained parts initialised from {path}; codebook and G from stage 1"
 
     def _build_losses(self) -> None:
         w = self.cfg.train.losses
@@ -327,11 +203,12 @@ class Trainer:
         for note in (self.fresh_note, self.precision_note):
             if note:
                 self.log(note)
-        if self.cfg.stage == 2 and self.init_note and not self.start_iter:
-            self.log(self.init_note)
-        if self.start_iter:
+        if not self.start_iter:
+            for note in self.stage.notes:
+                self.log(note)
+        else:
             self.log(f"resumed from {self.resumed_from} at iteration {self.start_iter}")
-            for p in getattr(self, "broken_states", []):
+            for p in self.broken_states:
                 self.log(f"skipped damaged training state {p}")
             if self.schedule_note:
                 self.log(self.schedule_note)
@@ -348,99 +225,12 @@ class Trainer:
         tqdm.write(line, file=sys.stderr)
 
     # ------------------------------------------------------------------------------ state
-    def _state(self, it: int) -> dict:
-        cpu = lambda sd: {k: v.detach().cpu().clone() for k, v in sd.items()}  # noqa: E731
-        return {
-            "iter": it,
-            "net_g": cpu(self.net.state_dict()),
-            "net_ema": cpu(self.ema.state_dict()) if self.ema is not None else None,
-            "net_d": cpu(self.net_d.state_dict()) if self.net_d is not None else None,
-            "opt_g": self.opt_g.state_dict(),
-            "sched_g": self.sched_g.state_dict(),
-            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
-            "sched_d": self.sched_d.state_dict() if self.sched_d is not None else None,
-            "code_counts": self.code_counts.cpu(),
-            "restart_counts": self.restart_counts.cpu(),
-            "best": self.best,
-            "skipped": self.skipped,
-            "cpu_seconds": self.cpu_seconds(),
-            "rng_torch": torch.get_rng_state(),
-            "perceptual_net": self.perceptual_kind,
-            "vqcnir_config": self.net_config.to_dict(),
-        }
-
-    def _load_state(self, state: dict) -> None:
-        saved = state.get("vqcnir_config")
-        # fields added to VQCNIRConfig later are absent from older states: they had the default
-        if not isinstance(saved, dict) or {**VQCNIRConfig().to_dict(), **saved} != self.net_config.to_dict():
-            raise VQCNIRError(f"{self.resumed_from}: was trained with another network config than this "
-                              f"config describes ({state.get('vqcnir_config')})")
-        self.net.load_state_dict(state["net_g"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["net_ema"] if state["net_ema"] is not None else state["net_g"])
-        if self.net_d is not None and state["net_d"] is not None:
-            self.net_d.load_state_dict(state["net_d"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.sched_d.load_state_dict(state["sched_d"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.sched_g.load_state_dict(state["sched_g"])
-        self.schedule_note = self._follow_config_schedule(state["iter"])
-        self.code_counts.copy_(state["code_counts"].to(self.code_counts))
-        self.restart_counts.copy_(state["restart_counts"].to(self.restart_counts))
-        self.best = state["best"]
-        self.skipped = state["skipped"]
-        self.cpu_before = float(state.get("cpu_seconds", 0.0))
-        torch.set_rng_state(state["rng_torch"])
-        self.start_iter = state["iter"]
-
-    def _follow_config_schedule(self, it: int) -> str:
-        """Make the learning rates at iteration ``it`` the ones this run's config asks for.
-
-        A saved scheduler carries its own milestones and base rates, so without this a resumed run
-        would silently ignore a changed ``train.optim_*.lr`` or ``train.scheduler``. With an
-        unchanged config the rates are the saved ones, so an exact resume stays exact.
-        Returns a log line when a rate changed, else "".
-        """
-        t = self.cfg.train
-        changed = []
-        for name, opt, sched, base in (("G", self.opt_g, self.sched_g, t.optim_g.lr),
-                                       ("D", self.opt_d, self.sched_d, t.optim_d.lr)):
-            if opt is None:
-                continue
-            sched.milestones = Counter(t.scheduler.milestones)
-            sched.gamma = t.scheduler.gamma
-            sched.base_lrs = [base] * len(opt.param_groups)
-            lr = base * t.scheduler.gamma ** sum(m <= it for m in t.scheduler.milestones)
-            for group in opt.param_groups:
-                if not math.isclose(group["lr"], lr, rel_tol=1e-9):
-                    changed.append(f"{name} {group['lr']:.3g} -> {lr:.3g}")
-                group["lr"] = lr
-            sched._last_lr = [lr] * len(opt.param_groups)
-        if not changed:
-            return ""
-        return f"learning rate follows this config's schedule from iteration {it}: " + ", ".join(changed)
-
-    def _export(self, path: Path, it: int) -> None:
-        ema = self.ema.state_dict() if self.ema is not None else self.net.state_dict()
-        ema = {k: v.detach().cpu().contiguous() for k, v in ema.items()}
-        save_checkpoint(path, self.net.state_dict(), self.net_config,
-                        extra={"params_ema": ema, "iter": it, "stage": self.cfg.stage})
-
     def save(self, it: int) -> None:
-        """Model exports first, the training state last: a state on disk means a complete save.
-        Every file is written to a temporary name and renamed, so a kill never leaves a broken one."""
-        if not self.dist.is_main:
-            return
-        models = self.exp_dir / "models"
-        self._export(models / f"net_g_{it}.pth", it)
-        self._export(models / "net_g_latest.pth", it)
-        _atomic_torch_save(self._state(it), self.exp_dir / "training_states" / f"{it}.state")
-        for _, old in list_states(self.exp_dir)[self.cfg.logging.keep_states:]:
-            old.unlink(missing_ok=True)
-        self.log(f"saved iteration {it}: {models / f'net_g_{it}.pth'}")
+        if self.dist.is_main:
+            save_run(self, it)
 
     # ------------------------------------------------------------------------------ training
-    def _autocast(self):
+    def autocast(self):
         if self.autocast_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
@@ -468,18 +258,14 @@ class Trainer:
         return torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else float("inf"))
 
     def train_step(self, batch: dict, it: int) -> dict[str, float]:
-        cfg, w = self.cfg, self.cfg.train.losses
+        w = self.cfg.train.losses
         gt = batch["gt"].to(self.device, non_blocking=True)
-        x = gt if cfg.stage == 1 else batch["night"].to(self.device, non_blocking=True)
+        x = self.stage.inputs(batch, gt, lambda v: v.to(self.device, non_blocking=True))
         gan_on = self.use_gan and it >= w.gan_start_iter
         logs: dict[str, torch.Tensor] = {}
         # ---- generator
-        with self._autocast():
-            if cfg.stage == 1:
-                out, l_code, indices = self.g_step(x)
-            else:
-                gt_indices = self.hq.code_indices(gt)
-                out, l_code, indices = self.g_step(x, gt_indices)
+        with self.autocast():
+            out, l_code, indices = self.stage.generate(self.g_step, x, gt)
             out = out.float()
             total = out.new_zeros(())
             if w.pixel:
@@ -509,12 +295,11 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         used = torch.bincount(indices.flatten(), minlength=self.code_counts.numel()).to(self.code_counts)
         self.code_counts += used
-        if cfg.stage == 1 and cfg.codebook.restart_dead_codes:
-            self.restart_counts += used
+        self.stage.count_codes(self, used)
         # ---- discriminator: real and (detached) fake in one pass
         if gan_on:
             self.net_d.requires_grad_(True)
-            with self._autocast():
+            with self.autocast():
                 logits = self.d_step(torch.cat([gt, out.detach().to(gt.dtype)])).float()
                 l_d = hinge_d_loss(logits[: gt.shape[0]], logits[gt.shape[0]:])
             l_d.backward()
@@ -534,82 +319,7 @@ class Trainer:
         logs["total"] = total.detach()
         return {k: float(v.detach()) for k, v in logs.items()}
 
-    # ------------------------------------------------------------------------------ codebook
-    def _codebook_stats(self, counts: torch.Tensor) -> tuple[int, float]:
-        used = int((counts > 0).sum())
-        total = counts.sum()
-        if total == 0:
-            return 0, 0.0
-        p = counts / total
-        perplexity = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
-        return used, perplexity
-
-    def _restart_dead_codes(self, it: int, batch: dict) -> None:
-        """Move codes unused in the last window onto encoder vectors of the current batch."""
-        counts = D.all_reduce_sum(self.restart_counts.clone(), self.dist)
-        dead = (counts == 0).nonzero().flatten()
-        self.restart_counts.zero_()
-        if dead.numel() == 0:
-            return
-        emb = self.net.quantizer.embedding.weight
-        if self.dist.is_main:
-            with torch.no_grad():
-                gt = batch["gt"].to(self.device)
-                z = self.net.before_quant_group[0](self.net.multiscale_encoder(gt)).float()
-                z = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-                g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + it)
-                pick = torch.randint(0, z.shape[0], (dead.numel(),), generator=g).to(z.device)
-                noise = torch.randn(dead.numel(), z.shape[1], generator=g).to(z.device)
-                new = z[pick] + self.cfg.codebook.restart_noise * z.std() * noise
-                emb.data[dead] = new.to(emb.dtype)
-        D.broadcast(emb.data, self.dist)
-        if self.ema is not None:
-            self.ema.quantizer.embedding.weight.data[dead] = emb.data[dead]
-        self.log(f"iteration {it}: restarted {dead.numel()} unused codes")
-
     # ------------------------------------------------------------------------------ validation
-    def _eval_net(self) -> nn.Module:
-        return self.ema if (self.cfg.val.use_ema and self.ema is not None) else self.net
-
-    @torch.no_grad()
-    def validate(self, it: int) -> dict[str, float]:
-        from .. import metrics
-
-        net = self._eval_net()
-        was_training = net.training
-        net.eval()
-        crop = self.cfg.val.crop
-        scores: dict[str, list[float]] = {m: [] for m in self.cfg.val.metrics}
-        rows = []
-        for i in range(len(self.val_set)):
-            item = self.val_set[i]
-            gt = item["gt"][None].to(self.device)
-            x = gt if self.cfg.stage == 1 else item["night"][None].to(self.device)
-            if crop is not None:
-                x, gt = _centre_crop(x, crop), _centre_crop(gt, crop)
-            with self._autocast():
-                out = _run_padded(net, x).float().clamp(0, 1)
-            for m in scores:
-                scores[m].append(float(metrics.compute(m, out, gt)[0]))
-            if len(rows) < self.cfg.val.grid_images:
-                rows.append((x.float().clamp(0, 1), out, gt.float()))
-        net.train(was_training)
-        result = {m: sum(v) / len(v) for m, v in scores.items() if v}
-        if rows:
-            self._save_grid(rows, it)
-        return result
-
-    def _save_grid(self, rows, it: int) -> None:
-        from torchvision.utils import make_grid, save_image
-
-        h = min(r[0].shape[-2] for r in rows)
-        w = min(r[0].shape[-1] for r in rows)
-        tiles = [t[0, :, :h, :w].cpu() for row in rows for t in row]
-        grid = make_grid(tiles, nrow=3, padding=2, pad_value=1.0)
-        save_image(grid, self.exp_dir / "visualization" / f"val_{it:08d}.png")
-        if self.tb is not None:
-            self.tb.add_image("val/night_restored_gt", grid, it)
-
     def _after_validation(self, it: int, result: dict[str, float]) -> None:
         from ..metrics import SPECS
 
@@ -622,7 +332,7 @@ class Trainer:
             not self.best or (value > self.best["value"] if SPECS[name].higher_is_better else value < self.best["value"]))
         if better:
             self.best = {"metric": name, "value": value, "iter": it}
-            self._export(self.exp_dir / "models" / "net_g_best.pth", it)
+            export(self, self.exp_dir / "models" / "net_g_best.pth", it)
         best = f"  (best {self.best['metric']} {self.best['value']:.4f} @ {self.best['iter']})" if self.best else ""
         self.log(f"validation @ {it}: {text}{best}")
         if self.tb is not None:
@@ -674,8 +384,7 @@ class Trainer:
                 t1 = time.perf_counter()
                 logs = self.train_step(batch, it)
                 it += 1
-                if cfg.stage == 1 and cfg.codebook.restart_dead_codes and it % cfg.codebook.restart_every == 0:
-                    self._restart_dead_codes(it, batch)
+                self.stage.after_iteration(self, it, batch)
                 t2 = time.perf_counter()
                 self.timings.data += t1 - t0
                 self.timings.step += t2 - t0
@@ -693,7 +402,7 @@ class Trainer:
                     window, window_n, data_window, step_window = {}, 0, 0.0, 0.0
                 if it % cfg.val.every == 0 or it == total_iter:
                     if self.dist.is_main:
-                        self._after_validation(it, self.validate(it))
+                        self._after_validation(it, validate(self, it))
                     D.barrier(self.dist)
                 budget_spent = it < total_iter and self._budget_decision()
                 saved = it % lg.save_every == 0 or it == total_iter or budget_spent
@@ -747,12 +456,12 @@ class Trainer:
         self.timings.history.append((it, means))
         speed = n / step_time if step_time > 0 else float("nan")
         eta = (self.cfg.train.total_iter - it) / speed if speed > 0 else float("nan")
-        used, perplexity = self._codebook_stats(counts)
+        used, perplexity = codebook_stats(counts)
         lr = self.opt_g.param_groups[0]["lr"]
         losses = " ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "total")
         self.log(f"iter {it:,}/{self.cfg.train.total_iter:,}  lr {lr:.2e}  {losses}  | codes {used}/"
                  f"{counts.numel()} used, perplexity {perplexity:.1f}  | {speed:.2f} it/s, data "
-                 f"{100 * data_time / max(step_time, 1e-12):.1f}%  eta {_fmt_time(eta)}")
+                 f"{100 * data_time / max(step_time, 1e-12):.1f}%  eta {format_duration(eta)}")
         if self.tb is not None:
             for k, v in means.items():
                 self.tb.add_scalar(f"train/{k}", v, it)
@@ -770,40 +479,6 @@ class Trainer:
             self.log_file.close()
             self.log_file = None
         D.teardown(self.dist)
-
-
-def process_tree_cpu_seconds() -> float:
-    """User + system CPU-seconds of this process, its finished children and its live ones (the
-    data-loader workers)."""
-    try:
-        import psutil
-    except ImportError:
-        raise VQCNIRError("train.cpu_budget_min needs psutil: pip install psutil") from None
-    me = psutil.Process()
-    t = me.cpu_times()
-    total = t.user + t.system + t.children_user + t.children_system
-    for child in me.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.Error:  # a worker that just exited is counted in children_* next time
-            pass
-    return total
-
-
-def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ch, cw = min(size, h - h % 8), min(size, w - w % 8)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    return x[..., top:top + ch, left:left + cw]
-
-
-def _run_padded(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Forward with reflect-padding to a multiple of 8, cropped back."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % 8, (-w) % 8
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-    return net(x)[..., :h, :w]
 
 
 def run_training(cfg: TrainConfig, resume: bool = False, device: str = "auto",

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import VQCNIRError
+from ..errors import VQCNIRError
 
 TARGET_MEAN_LUMA = 0.4
 _LUMA = np.array([0.299, 0.587, 0.114])

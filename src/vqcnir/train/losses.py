@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import VQCNIRError
+from ..errors import VQCNIRError
 
 PERCEPTUAL_CHOICES = ("auto", "lpips_vgg", "stlpips_vgg", "none")
 PIXEL_KINDS = ("l1", "charbonnier")
@@ -52,8 +52,8 @@ def resolve_perceptual(kind: str) -> str:
     """``auto`` -> ``lpips_vgg`` when torchvision's ImageNet VGG16 weights are on this machine
     (and the ``lpips`` package is installed), otherwise ``stlpips_vgg`` (offline weights from the
     ``stlpips-pytorch`` wheel). Other names are returned after checking they can run here."""
-    from .metrics import MetricUnavailable
-    from .metrics.lpips import check_lpips, stlpips_weights_path
+    from ..metrics import MetricUnavailable
+    from ..metrics.lpips import check_lpips, stlpips_weights_path
 
     if kind not in PERCEPTUAL_CHOICES:
         raise VQCNIRError(f"perceptual loss {kind!r} is not one of {', '.join(PERCEPTUAL_CHOICES)}")
@@ -88,7 +88,7 @@ class PerceptualLoss(nn.Module):
         self.kind = resolve_perceptual(kind)
         if self.kind == "none":
             raise VQCNIRError("PerceptualLoss('none'): leave the perceptual loss out instead")
-        from .metrics.lpips import load_lpips, load_stlpips
+        from ..metrics.lpips import load_lpips, load_stlpips
 
         self.net = load_lpips("vgg") if self.kind == "lpips_vgg" else load_stlpips("vgg")
         self.net.requires_grad_(False).eval()
