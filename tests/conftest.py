@@ -10,6 +10,20 @@ from vqcnir.nn import VQCNIR, preset  # noqa: E402
 
 
 @pytest.fixture(scope="session")
+def load_script():
+    """Loads scripts/NAME.py as a module (scripts are not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def paper_model_with_fixture_weights():
     """The paper-size restorer loaded with the deterministic parity weights."""
     from parity_weights import fixture_state_dict
