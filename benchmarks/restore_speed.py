@@ -19,7 +19,8 @@ Rows `onnxruntime-STYLE` run the same engine with the network exported by vqcnir
 deformable convs as ONNX DeformConv or GridSample), at the padded size (`--size`: a fixed-size
 export takes minutes less than a dynamic one). The GMAC/s column divides the network's
 multiply-accumulates (counted by torch's FlopCounterMode) by the time, and compares that with the
-machine's measured peak: the best of a few large float32 GEMMs on the same threads.
+machine's peak, measured by each row's process right after its timed runs (so a busy machine
+slows both alike): the best of a few large float32 GEMMs on the same threads.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def child(size: str, mode: str, precision: str, impl: str, allocator: str, devic
               "tiles": count_tiles(h, w, plan)}
     if dev.type == "cuda":
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    else:  # right after the timed runs, so a busy machine slows both alike
+        result["peak_gmacs"] = peak_gmacs(threads)
     return result
 
 
@@ -226,6 +229,9 @@ def main() -> None:
     parser.add_argument("--backends", default="torch", help="torch, onnxruntime, or both (comma-separated)")
     parser.add_argument("--deform", default="deformconv",
                         help="how the ONNX export writes the deformable convs: deformconv, gridsample, or both")
+    parser.add_argument("--onnx-dir", type=Path, default=None,
+                        help="keep the ONNX exports in this folder and reuse them on the next run (default: a "
+                             "temporary folder, removed at the end)")
     parser.add_argument("--profile", action="store_true",
                         help="also print where the time goes (top ops) for each backend at the first size")
     parser.add_argument("--child", nargs=5, metavar=("SIZE", "MODE", "PRECISION", "IMPL", "ALLOCATOR"),
@@ -264,12 +270,18 @@ def main() -> None:
     from vqcnir.nn import VQCNIR, preset
 
     n_params = sum(p.numel() for p in VQCNIR(preset(args.preset)).parameters())
-    peak = peak_gmacs(args.threads) if args.device == "cpu" else None
-    print(f"device {args.device}, {args.threads} threads, {args.preset} model ({n_params / 1e6:.1f} M parameters)"
-          + (f"; peak: float32 GEMM {peak:.1f} GMAC/s" if peak else "") + "\n")
-    print("| size | pad mode | precision | implementation | allocator | tiles | median s | runs (s) | peak RSS MiB | GMAC/s (% of peak) |")
+    print(f"device {args.device}, {args.threads} threads, {args.preset} model ({n_params / 1e6:.1f} M parameters)\n")
+    print("| size | pad mode | precision | implementation | allocator | tiles | median s | runs (s) | peak RSS MiB | "
+          "GMAC/s (% of the GEMM peak measured right after) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    exports = Path(tempfile.mkdtemp(prefix="vqcnir-bench-onnx-"))
+    with tempfile.TemporaryDirectory(prefix="vqcnir-bench-onnx-") as folder:
+        exports = args.onnx_dir or Path(folder)
+        exports.mkdir(parents=True, exist_ok=True)
+        run_all(args, runs, exports)
+
+
+def run_all(args, runs: list[tuple], exports: Path) -> None:
+    """Each configuration in its own process, then the profiles and the output check."""
     onnx_paths = {}
     for size, mode, precision, impl, allocator in runs:
         cmd = [sys.executable, __file__, "--child", size, mode, precision, impl, allocator, "--device", args.device,
@@ -290,7 +302,8 @@ def main() -> None:
         rate = ""
         if r["tiles"] == 1:
             gmacs = count_macs(args.preset, *padded_size(size, mode)) / r["seconds"] / 1e9
-            rate = f"{gmacs:.1f}" + (f" ({100 * gmacs / peak:.0f} %)" if peak else "")
+            rate = f"{gmacs:.1f}" + (f" ({100 * gmacs / r['peak_gmacs']:.0f} % of {r['peak_gmacs']:.0f})"
+                                     if "peak_gmacs" in r else "")
         print(f"| {h}x{w} | {mode} | {precision} | {impl} | {allocator} | {r['tiles']} | {r['seconds']:.2f} | "
               f"{', '.join(map(str, r['all']))} | {r['peak_rss_mib']:.0f}{extra} | {rate} |", flush=True)
     if args.profile and args.device == "cpu":

@@ -201,12 +201,12 @@ def _add_export(subparsers) -> None:
 
 
 def _run_export(args) -> int:
-    from .export import export_onnx
+    from .export import check_destination, export_onnx
     from .weights import load_model
     from .zoo import resolve_weights
 
+    check_destination(args.dst, args.overwrite)  # before minutes of work
     weights = resolve_weights(args.weights)
-    name = args.weights or "default"
     size = None
     if args.size is not None:
         try:
@@ -221,10 +221,10 @@ def _run_export(args) -> int:
     except ImportError:
         raise VQCNIRError("export needs the onnx package: pip install 'vqcnir[onnx]'") from None
     start = time.perf_counter()
-    export_onnx(load_model(weights), args.dst, weights_name=Path(name).name, opset=args.opset,
+    export_onnx(load_model(weights), args.dst, weights_name=weights.name, opset=args.opset,
                 precision=args.precision, deform=args.deform, size=size, overwrite=args.overwrite)
-    size = args.dst.stat().st_size / 2**20
-    print(f"wrote {args.dst} ({size:.1f} MiB, opset {args.opset}, {args.precision}, {args.deform}) "
+    mib = args.dst.stat().st_size / 2**20
+    print(f"wrote {args.dst} ({mib:.1f} MiB, opset {args.opset}, {args.precision}, {args.deform}) "
           f"in {time.perf_counter() - start:.0f} s")
     return 0
 

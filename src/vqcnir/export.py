@@ -8,6 +8,7 @@ config, the weights' name, the precision and how the deformable convs were writt
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -44,13 +45,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, weights_name: s
     """
     import onnx
 
-    path = Path(path)
-    if path.suffix.lower() != ".onnx":
-        raise VQCNIRError(f"{path}: the exported file's name must end in .onnx")
-    if path.is_dir():
-        raise VQCNIRError(f"{path}: is a folder; give a file name")
-    if path.exists() and not overwrite:
-        raise VQCNIRError(f"{path}: already exists (pass --overwrite to replace it)")
+    path = check_destination(path, overwrite)
     if precision not in EXPORT_PRECISIONS:
         raise VQCNIRError(f"unknown export precision {precision!r}; choose one of {', '.join(EXPORT_PRECISIONS)}")
     if deform not in ONNX_STYLES:
@@ -63,7 +58,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, weights_name: s
         raise VQCNIRError(f"--size {size[0]}x{size[1]}: height and width must be multiples of 8")
 
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    model = model.to("cpu", dtype).eval()
+    model = copy.deepcopy(model).to("cpu", dtype).eval()  # the caller's model stays as it was
     example = torch.rand(1, 3, *(size or (_TRACE_SIZE, _TRACE_SIZE)), dtype=dtype)
     dims = {0: "batch"} if size else {0: "batch", 2: "height", 3: "width"}
     with torch.no_grad(), onnx_style(deform), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
@@ -84,6 +79,18 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, weights_name: s
     onnx.checker.check_model(proto, full_check=True)
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
+    return path
+
+
+def check_destination(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse a target that is not an ``.onnx`` file name or that would replace a file unasked."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise VQCNIRError(f"{path}: the exported file's name must end in .onnx")
+    if path.is_dir():
+        raise VQCNIRError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise VQCNIRError(f"{path}: already exists (pass --overwrite to replace it)")
     return path
 
 
