@@ -192,6 +192,7 @@ def auto_tile_plan(model: torch.nn.Module, height: int, width: int, dtype: torch
         per_pixel /= 2
     if device.type == "cpu" and keeps_freed_memory():
         per_pixel *= RETAINED_HEAP_OVERHEAD
+    per_pixel *= getattr(model, "working_memory_factor", 1.0)  # another runtime than torch (vqcnir.ortmodel)
     # release padding can add up to 64 px per side
     padded = (height + _RELEASE_WINDOW) * (width + _RELEASE_WINDOW)
     if padded * per_pixel <= budget:

@@ -41,6 +41,11 @@ def onnxruntime_has_cuda() -> bool:
 class OnnxRuntimeModel(nn.Module):
     """Runs a ``vqcnir export`` file; called like ``VQCNIR`` on N x 3 x H x W tensors (H, W multiples of 8)."""
 
+    # ONNX Runtime's working memory against torch's, for the engine's tile chooser: at 512 px
+    # (paper size, release padding) the process peaked at 5759 MiB against torch's 3588, about
+    # 1.75x once the shared baseline is taken off (benchmarks/restore_speed.py); rounded up.
+    working_memory_factor = 2.0
+
     def __init__(self, path: str | os.PathLike, device: torch.device, threads: int | None = None):
         super().__init__()
         ort = _import_onnxruntime()
