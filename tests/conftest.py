@@ -10,6 +10,20 @@ from vqcnir.nn import VQCNIR, preset  # noqa: E402
 
 
 @pytest.fixture(scope="session")
+def load_script():
+    """Loads scripts/NAME.py as a module (scripts are not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def paper_model_with_fixture_weights():
     """The paper-size restorer loaded with the deterministic parity weights."""
     from parity_weights import fixture_state_dict
@@ -55,3 +69,20 @@ def allocator_calls(monkeypatch):
     calls = []
     monkeypatch.setattr(vqcnir.allocator, "keep_freed_memory", lambda: calls.append(True) or True)
     return calls
+
+
+@pytest.fixture(scope="session")
+def paper_onnx(tmp_path_factory):
+    """The paper-size network with the parity weights, exported by `vqcnir export` at 128x128, the
+    size both parity fixtures pad to (a fixed size exports about 3x faster than a dynamic one)."""
+    from parity_weights import fixture_state_dict
+    from safetensors.torch import save_file
+
+    from vqcnir.cli import main
+
+    folder = tmp_path_factory.mktemp("paper_onnx")
+    weights = folder / "parity-fixture.safetensors"
+    save_file(fixture_state_dict(), str(weights))
+    path = folder / "paper.onnx"
+    assert main(["export", str(path), "--weights", str(weights), "--size", "128x128"]) == 0
+    return path

@@ -1,9 +1,6 @@
 """scripts/gpu_lease.py: pack photos and stage 1 for a GPU machine, then a time-limited fine-tune
 that exports fp16 weights (here on the CPU, with the tiny network)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,15 +9,10 @@ from PIL import Image
 import vqcnir
 from vqcnir.train import load_config, run_training
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "gpu_lease.py"
-
 
 @pytest.fixture(scope="module")
-def gpu_lease():
-    spec = importlib.util.spec_from_file_location("gpu_lease", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def gpu_lease(load_script):
+    return load_script("gpu_lease")
 
 
 def test_pack_then_train_exports_loadable_fp16_weights(tmp_path, gpu_lease, capsys):

@@ -7,17 +7,19 @@ import os
 import numpy as np
 import torch
 
-from .engine import RestoreOptions, choose_device, prepare_for_inference, restore_tensor
+from .backends import backend_device, load_restorer, resolve_backend
+from .engine import RestoreOptions, restore_tensor
 from .errors import VQCNIRError
-from .weights import load_model as _load_checkpoint
 from .zoo import resolve_weights
 
 
-def load_model(weights: str | os.PathLike | None = None, device: str = "auto") -> torch.nn.Module:
+def load_model(weights: str | os.PathLike | None = None, device: str = "auto", backend: str = "auto") -> torch.nn.Module:
     """Load a restorer for inference: the bundled default model (``weights=None``), a model name
-    from ``vqcnir models``, or a checkpoint (official ``.pth``, bare state dict or safetensors)."""
-    device = choose_device(device)
-    return prepare_for_inference(_load_checkpoint(resolve_weights(weights)), device)
+    from ``vqcnir models``, a checkpoint (official ``.pth``, bare state dict or safetensors) or a
+    ``vqcnir export`` ONNX file. ``backend``: torch, onnxruntime, or auto (onnxruntime for ``.onnx``)."""
+    path = resolve_weights(weights)
+    backend = resolve_backend(path, backend)
+    return load_restorer(path, backend_device(device, backend), backend)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

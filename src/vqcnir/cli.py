@@ -26,8 +26,11 @@ def _add_restore(subparsers) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image or video files, or folders")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--weights", default=None, metavar="NAME|PATH",
-                   help="model name from `vqcnir models` or a checkpoint (.pth or .safetensors); "
-                        "default: the bundled default model")
+                   help="model name from `vqcnir models`, a checkpoint (.pth or .safetensors) or an ONNX file "
+                        "from `vqcnir export`; default: the bundled default model")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="what runs the network: torch, or ONNX Runtime (pip install 'vqcnir[onnx]'); "
+                        "auto (default): onnxruntime for an .onnx --weights, torch otherwise")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders, mirroring them in OUTDIR")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
@@ -64,18 +67,16 @@ def _run_restore(args) -> int:
 
     from .allocator import keep_freed_memory
     from .atomic import remove_stale_temporaries
-    from .engine import (
-        RestoreOptions, choose_device, count_passes, effective_precision, precision_dtype, prepare_for_inference,
-        restore_tensor,
-    )
+    from .backends import backend_device, load_restorer, resolve_backend
+    from .engine import RestoreOptions, count_passes, effective_precision, precision_dtype, restore_tensor
     from .imageio import IMAGE_EXTENSIONS, list_images, read_image, resolve_max_megapixels, write_image
     from .video import VIDEO_EXTENSIONS, is_video_path
-    from .weights import load_model
     from .zoo import resolve_weights
 
     weights = resolve_weights(args.weights)
+    backend = resolve_backend(weights, args.backend)
     _check_side_by_side(args)
-    device = choose_device(args.device)
+    device = backend_device(args.device, backend)
     precision_dtype(args.precision, device)  # refuse an impossible precision before any work
     precision, why = effective_precision(args.precision, device)
     if why:
@@ -101,7 +102,7 @@ def _run_restore(args) -> int:
         raise VQCNIRError("no images or videos found in the given inputs")
     if device.type == "cpu":
         keep_freed_memory()  # about 1.5x faster on large photos; see vqcnir/allocator.py
-    model = prepare_for_inference(load_model(weights), device) if jobs else None
+    model = load_restorer(weights, device, backend, precision) if jobs else None
 
     if args.output.is_dir() and (stale := remove_stale_temporaries(args.output)):
         print(f"removed {stale} temporary file(s) left in {args.output} by an interrupted run", file=sys.stderr)
@@ -215,6 +216,56 @@ def _run_convert(args) -> int:
     return 0
 
 
+def _add_export(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a restorer to ONNX (for ONNX Runtime, TensorRT, ...)",
+        description="Write the restorer as an ONNX graph with dynamic batch, height and width (multiples "
+                    "of 8; `vqcnir restore --weights FILE.onnx` pads for you). Needs pip install 'vqcnir[onnx]'.")
+    p.add_argument("dst", type=Path, metavar="MODEL.onnx")
+    p.add_argument("--weights", default=None, metavar="NAME|PATH",
+                   help="model name from `vqcnir models` or a checkpoint; default: the bundled default model")
+    p.add_argument("--opset", type=int, default=19, help="ONNX opset (default 19, the first with DeformConv)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
+                   help="fp16: half the file, for GPU runtimes; input and output are then fp16 too")
+    p.add_argument("--deform", default="deformconv", choices=("deformconv", "gridsample"),
+                   help="write the deformable convs as ONNX DeformConv (default; faster in ONNX Runtime) or "
+                        "with GridSample, for runtimes without DeformConv")
+    p.add_argument("--size", default=None, metavar="HxW",
+                   help="fix height and width (multiples of 8; batch stays dynamic) for runtimes that want "
+                        "static shapes; default: any size")
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL.onnx if it exists")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    from .export import check_destination, export_onnx
+    from .weights import load_model
+    from .zoo import resolve_weights
+
+    check_destination(args.dst, args.overwrite)  # before minutes of work
+    weights = resolve_weights(args.weights)
+    size = None
+    if args.size is not None:
+        try:
+            size = tuple(int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            size = ()
+        if len(size) != 2:
+            raise VQCNIRError(f"--size {args.size}: expected HEIGHTxWIDTH, e.g. 512x768")
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401  (torch's ONNX exporter)
+    except ImportError:
+        raise VQCNIRError("export needs the onnx package: pip install 'vqcnir[onnx]'") from None
+    start = time.perf_counter()
+    export_onnx(load_model(weights), args.dst, weights_name=weights.name, opset=args.opset,
+                precision=args.precision, deform=args.deform, size=size, overwrite=args.overwrite)
+    mib = args.dst.stat().st_size / 2**20
+    print(f"wrote {args.dst} ({mib:.1f} MiB, opset {args.opset}, {args.precision}, {args.deform}) "
+          f"in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
 def _add_models(subparsers) -> None:
     p = subparsers.add_parser("models", help="list the named models (--weights NAME)",
                               description="List the named models: the bundled default and the authors' "
@@ -246,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_restore(subparsers)
     _add_convert(subparsers)
+    _add_export(subparsers)
     _add_models(subparsers)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

@@ -121,6 +121,13 @@ def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> torch
     return model
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model runs: its ``device`` attribute (a backend without torch parameters, such as
+    vqcnir.ortmodel's) or its parameters' device."""
+    device = getattr(model, "device", None)
+    return device if isinstance(device, torch.device) else next(model.parameters()).device
+
+
 def _wants_channels_last(model: torch.nn.Module) -> bool:
     """Whether prepare_for_inference made this model channels-last (judged by its first conv weight)."""
     weight = next((p for p in model.parameters() if p.ndim == 4), None)
@@ -220,6 +227,7 @@ def auto_tile_plan(model: torch.nn.Module, height: int, width: int, dtype: torch
         per_pixel /= 2
     if device.type == "cpu" and keeps_freed_memory():
         per_pixel *= RETAINED_HEAP_OVERHEAD
+    per_pixel *= getattr(model, "working_memory_factor", 1.0)  # another runtime than torch (vqcnir.ortmodel)
     # release padding can add up to 64 px per side
     padded = (height + _RELEASE_WINDOW) * (width + _RELEASE_WINDOW)
     if padded * per_pixel <= budget:
@@ -332,7 +340,7 @@ class RestoreOptions:
 
 def plan_tiles(model: torch.nn.Module, height: int, width: int, options: RestoreOptions) -> TilePlan | None:
     """The tiling ``restore_tensor`` will use for an image of this size (None: one pass)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     if options.tile == 0:
         return None
     if options.tile is None:
@@ -355,7 +363,7 @@ def restore_tensor(model: torch.nn.Module, x: torch.Tensor, options: RestoreOpti
         raise VQCNIRError(f"expected an N x 3 x H x W tensor, got shape {tuple(x.shape)}")
     if min(x.shape[-2:]) < 2:
         raise VQCNIRError(f"image is too small to restore ({x.shape[-2]}x{x.shape[-1]}); it needs at least 2x2 pixels")
-    device = next(model.parameters()).device
+    device = model_device(model)
     dtype = precision_dtype(options.precision, device)
     x = x.to(device=device, dtype=torch.float32)
     if not options.self_ensemble:
