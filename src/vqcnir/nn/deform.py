@@ -72,7 +72,8 @@ def _deform_conv3x3_onnx(x, offset, mask, weight, bias):
     x, offset, mask, weight = x.float(), offset.float(), mask.float(), weight.float()
     bias = None if bias is None else bias.float()
     if _onnx_style == "gridsample":
-        out = _sample_and_multiply(x, offset, mask, weight.reshape(weight.shape[0], -1), 0, x.shape[2])
+        out = _sample_and_multiply(_groups_as_batch(x, mask), offset, mask, weight.reshape(weight.shape[0], -1),
+                                   0, x.shape[2])
         out = out if bias is None else out + bias.view(1, -1, 1)
         return out.view(x.shape[0], -1, *x.shape[2:]).to(dtype)
     return _torchvision_deform_conv2d(x, offset, weight, bias, padding=1, mask=mask).to(dtype)
@@ -85,34 +86,42 @@ def _deform_conv3x3_cpu(x, offset, mask, weight, bias):
     w_mat = weight.reshape(c_out, c * 9)
     out = x.new_empty(b, c_out, h * w)
     rows_per_chunk = max(1, _CPU_CHUNK_ELEMENTS // max(1, 9 * c * w))
+    x_groups = _groups_as_batch(x, mask)  # once: a channels-last input is copied here
     for y0 in range(0, h, rows_per_chunk):
         y1 = min(h, y0 + rows_per_chunk)
-        out[:, :, y0 * w:y1 * w] = _sample_and_multiply(x, offset, mask, w_mat, y0, y1)
+        out[:, :, y0 * w:y1 * w] = _sample_and_multiply(x_groups, offset, mask, w_mat, y0, y1)
     if bias is not None:
         out += bias.view(1, -1, 1)
     return out.view(b, c_out, h, w)
 
 
-def _sample_and_multiply(x, offset, mask, w_mat, y0, y1):
-    """Output rows y0..y1 (without bias) as (B, C_out, rows * W): grid_sample the 9 taps of each
-    offset group, times the mask, then one matmul."""
+def _groups_as_batch(x, mask):
+    """One "image" per (batch, offset group), so grid_sample samples each group at its own offsets."""
     b, c, h, w = x.shape
     groups = mask.shape[1] // 9
-    # One "image" per (batch, offset group), so grid_sample samples each group at its own offsets.
-    groups_as_batch = x.contiguous().reshape(b * groups, c // groups, h, w)
-    tap_y = (torch.arange(3, dtype=x.dtype).repeat_interleave(3) - 1).view(1, 1, 9, 1)
-    tap_x = (torch.arange(3, dtype=x.dtype).repeat(3) - 1).view(1, 1, 9, 1)
+    return x.contiguous().reshape(b * groups, c // groups, h, w)
+
+
+def _sample_and_multiply(x_groups, offset, mask, w_mat, y0, y1):
+    """Output rows y0..y1 (without bias) as (B, C_out, rows * W) from the input as
+    ``_groups_as_batch`` lays it out: grid_sample the 9 taps of each offset group, times the
+    mask, then one matmul."""
+    b, groups = mask.shape[0], mask.shape[1] // 9
+    _bg, cg, h, w = x_groups.shape
+    c = groups * cg
+    tap_y = (torch.arange(3, dtype=x_groups.dtype).repeat_interleave(3) - 1).view(1, 1, 9, 1)
+    tap_x = (torch.arange(3, dtype=x_groups.dtype).repeat(3) - 1).view(1, 1, 9, 1)
     # pixel -> [-1, 1] for align_corners=True; zeros padding then matches torchvision's rule
     scale_y, scale_x = 2.0 / torch.sym_max(h - 1, 1), 2.0 / torch.sym_max(w - 1, 1)
     n = (y1 - y0) * w
     off = offset[:, :, y0:y1].reshape(b, groups, 9, 2, n)
-    rows = torch.arange(y0, y1, dtype=x.dtype).view(-1, 1).expand(-1, w).reshape(1, 1, 1, n)
-    cols = torch.arange(w, dtype=x.dtype).view(1, -1).expand(y1 - y0, -1).reshape(1, 1, 1, n)
+    rows = torch.arange(y0, y1, dtype=x_groups.dtype).view(-1, 1).expand(-1, w).reshape(1, 1, 1, n)
+    cols = torch.arange(w, dtype=x_groups.dtype).view(1, -1).expand(y1 - y0, -1).reshape(1, 1, 1, n)
     py = rows + tap_y + off[:, :, :, 0]  # the same sums torchvision forms
     px = cols + tap_x + off[:, :, :, 1]
     grid = torch.stack((px * scale_x - 1, py * scale_y - 1), dim=-1).reshape(b * groups, 9, n, 2)
-    sampled = F.grid_sample(groups_as_batch, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    sampled = sampled.view(b, groups, c // groups, 9, n)
+    sampled = F.grid_sample(x_groups, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    sampled = sampled.view(b, groups, cg, 9, n)
     chunk_mask = mask[:, :, y0:y1].reshape(b, groups, 1, 9, n)
     # in place when no gradient is recorded (autograd needs the unmasked samples)
     sampled = sampled * chunk_mask if torch.is_grad_enabled() else sampled.mul_(chunk_mask)
