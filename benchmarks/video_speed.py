@@ -30,7 +30,7 @@ from vqcnir.engine import RestoreOptions, prepare_for_inference, restore_tensor
 from vqcnir.video.io import EncodeSettings, VideoInfo, encode_video, read_frames
 from vqcnir.video.restore import VideoOptions, restore_video
 from vqcnir.video.temporal import Stabilizer, TemporalSettings
-from vqcnir.weights import load_model
+from vqcnir.weights import load_network
 from vqcnir.zoo import resolve_weights
 
 PHOTO = Path(__file__).parent.parent / "samples" / "gt" / "rocket.png"
@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `vqcnir restore` does on the CPU
-    model = prepare_for_inference(load_model(resolve_weights(args.weights)), torch.device("cpu"))
+    model = prepare_for_inference(load_network(resolve_weights(args.weights)), torch.device("cpu"))
     print(f"model {args.weights or 'default (bundled)'}, CPU, {args.threads} threads, {args.frames} frames per run, "
           "fp32, no tiling")
     print("| frames | frame by frame (fps) | temporal (fps) | stabiliser (ms/frame) | temporal overhead |")

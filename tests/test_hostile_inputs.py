@@ -10,7 +10,7 @@ import torch
 from vqcnir.cli import main
 from vqcnir.errors import VQCNIRError
 from vqcnir.nn import VQCNIR, preset
-from vqcnir.weights import CONFIG_KEY, load_model, read_checkpoint, save_checkpoint
+from vqcnir.weights import CONFIG_KEY, load_network, read_checkpoint, save_checkpoint
 
 
 def run(*args):
@@ -54,7 +54,7 @@ def test_a_config_claiming_a_huge_network_is_refused_before_building(tmp_path, t
     monkeypatch.setattr(VQCNIR, "__init__", lambda self, *a, **k: built.append(a) or (_ for _ in ()).throw(
         AssertionError("a network was built")))
     with pytest.raises(VQCNIRError, match="width=4096 but the tensors hold 8"):
-        load_model(path)
+        load_network(path)
     assert not built
 
 
@@ -63,7 +63,7 @@ def test_a_config_that_disagrees_with_the_tensors_in_a_hidden_way_is_refused(tmp
     path = tmp_path / "more-aiem.pth"
     torch.save({"params": tiny_state, CONFIG_KEY: {**preset("tiny").to_dict(), "num_aiem": 4}}, path)
     with pytest.raises(VQCNIRError, match="num_aiem=4 but the tensors hold 2"):
-        load_model(path)
+        load_network(path)
 
 
 # ---------------------------------------------------------------- item 6: malformed stored config

@@ -21,7 +21,7 @@ from vqcnir.errors import VQCNIRError
 from vqcnir.train import FROZEN_STAGE2, load_config, run_training, shipped_presets
 from vqcnir.train.cli import register
 from vqcnir.train import Trainer
-from vqcnir.weights import load_model, read_checkpoint
+from vqcnir.weights import load_network, read_checkpoint
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -120,7 +120,7 @@ def test_stage1_then_stage2(tmp_path):
         assert (exp1 / rel).is_file(), rel
     assert "codes" in (exp1 / "log.txt").read_text() and "perplexity" in (exp1 / "log.txt").read_text()
     ckpt1 = exp1 / "models" / "net_g_latest.pth"
-    load_model(ckpt1, stage=1)
+    load_network(ckpt1, stage=1)
     stage1 = params(ckpt1, "params_ema")
 
     r2 = run_training(tiny(2, tmp_path, "train.total_iter=30", "logging.print_every=5", "val.every=30",
@@ -129,7 +129,7 @@ def test_stage1_then_stage2(tmp_path):
     first, last = r2["history"][0][1], r2["history"][-1][1]
     assert last["l_pix"] < first["l_pix"], r2["history"]
     ckpt2 = tmp_path / "tiny-stage2" / "models" / "net_g_latest.pth"
-    model = load_model(ckpt2, stage=2)  # what `vqcnir restore --weights` does
+    model = load_network(ckpt2, stage=2)  # what `vqcnir restore --weights` does
     assert model(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
     for key in ("params", "params_ema"):
         stage2 = params(ckpt2, key)

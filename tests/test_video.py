@@ -98,10 +98,10 @@ def test_side_by_side_and_lossless_codec(tmp_path, weights):
 
 
 def test_a_killed_job_resumes_where_it_stopped(tmp_path, weights, monkeypatch):
-    from vqcnir.weights import load_model
+    from vqcnir.weights import load_network
 
     clip = make_clip(tmp_path / "clip.mp4", audio=False)
-    model = prepare_for_inference(load_model(weights), torch.device("cpu"))
+    model = prepare_for_inference(load_network(weights), torch.device("cpu"))
     options = video_restore.VideoOptions(encode=EncodeSettings("ffv1"), segment_frames=2)
 
     def restore(target, seen=None):

@@ -7,7 +7,7 @@ import torch
 
 from vqcnir.errors import VQCNIRError
 from vqcnir.nn import VQCNIR, VQGAN, preset
-from vqcnir.weights import convert, infer_config, load_model, read_checkpoint, save_checkpoint
+from vqcnir.weights import convert, infer_config, load_network, read_checkpoint, save_checkpoint
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def _same(a, b):
 def test_official_pth_layouts_load(tmp_path, tiny_state, layout):
     path = tmp_path / "model.pth"
     torch.save(tiny_state if layout == "bare" else {layout: tiny_state}, path)
-    model = load_model(path, config=preset("tiny"))
+    model = load_network(path, config=preset("tiny"))
     assert _same(model.state_dict(), tiny_state)
     assert not model.training
 
@@ -40,7 +40,7 @@ def test_params_ema_is_preferred_over_params(tmp_path, tiny_state):
 def test_our_checkpoints_carry_their_config(tmp_path, tiny_state, suffix):
     path = tmp_path / f"tiny{suffix}"
     save_checkpoint(path, tiny_state, preset("tiny"))
-    model = load_model(path)  # no config given: read from the file
+    model = load_network(path)  # no config given: read from the file
     assert model.config == preset("tiny")
     assert _same(model.state_dict(), tiny_state)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left
@@ -64,7 +64,7 @@ def test_paper_config_is_inferred_from_official_keys():
 def test_stage1_checkpoint_given_to_the_restorer(tmp_path):
     torch.save({"params": VQGAN(preset("tiny")).state_dict()}, tmp_path / "stage1.pth")
     with pytest.raises(VQCNIRError, match="stage-1"):
-        load_model(tmp_path / "stage1.pth", config=preset("tiny"))
+        load_network(tmp_path / "stage1.pth", config=preset("tiny"))
 
 
 def test_mismatch_names_the_first_keys(tmp_path, tiny_state):
@@ -74,7 +74,7 @@ def test_mismatch_names_the_first_keys(tmp_path, tiny_state):
     broken["out_conv.weight"] = torch.zeros(3, 8, 5, 5)
     torch.save({"params": broken}, tmp_path / "broken.pth")
     with pytest.raises(VQCNIRError) as err:
-        load_model(tmp_path / "broken.pth", config=preset("tiny"))
+        load_network(tmp_path / "broken.pth", config=preset("tiny"))
     message = str(err.value)
     assert "out_conv.bias" in message and "extra.weight" in message and "out_conv.weight" in message
     assert "\n" not in message

@@ -43,14 +43,14 @@ def load_restorer(weights: Path, device: torch.device, backend: str = "auto",
                   precision: str = "fp32") -> torch.nn.Module:
     """A model ready for ``engine.restore_tensor``. With onnxruntime and a torch checkpoint, the
     checkpoint is exported to a temporary ONNX file first (``vqcnir export`` keeps one for reuse)."""
-    from .weights import load_model
+    from .weights import load_network
 
     backend = resolve_backend(weights, backend)
     if backend == "onnxruntime" and precision != "fp32":
         raise VQCNIRError(f"--precision {precision} is for the torch backend; an ONNX model computes in the "
                           "precision it was exported with (vqcnir export --precision)")
     if backend == "torch":
-        return prepare_for_inference(load_model(weights), device)
+        return prepare_for_inference(load_network(weights), device)
     from .ortmodel import OnnxRuntimeModel
 
     if weights.suffix.lower() == ONNX_SUFFIX:
@@ -60,5 +60,5 @@ def load_restorer(weights: Path, device: torch.device, backend: str = "auto",
     print(f"exporting {weights.name} to ONNX for this run (a minute or more; `vqcnir export` saves it for reuse)",
           file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="vqcnir-onnx-") as folder:
-        path = export_onnx(load_model(weights), Path(folder) / "model.onnx", weights_name=weights.name)
+        path = export_onnx(load_network(weights), Path(folder) / "model.onnx", weights_name=weights.name)
         return OnnxRuntimeModel(path, device)  # the session holds its own copy of the graph

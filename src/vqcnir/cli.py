@@ -239,7 +239,7 @@ def _add_export(subparsers) -> None:
 
 def _run_export(args) -> int:
     from .export import check_destination, export_onnx
-    from .weights import load_model
+    from .weights import load_network
     from .zoo import resolve_weights
 
     check_destination(args.dst, args.overwrite)  # before minutes of work
@@ -258,7 +258,7 @@ def _run_export(args) -> int:
     except ImportError:
         raise VQCNIRError("export needs the onnx package: pip install 'vqcnir[onnx]'") from None
     start = time.perf_counter()
-    export_onnx(load_model(weights), args.dst, weights_name=weights.name, opset=args.opset,
+    export_onnx(load_network(weights), args.dst, weights_name=weights.name, opset=args.opset,
                 precision=args.precision, deform=args.deform, size=size, overwrite=args.overwrite)
     mib = args.dst.stat().st_size / 2**20
     print(f"wrote {args.dst} ({mib:.1f} MiB, opset {args.opset}, {args.precision}, {args.deform}) "

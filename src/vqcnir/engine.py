@@ -19,7 +19,7 @@ from .errors import VQCNIRError
 # "minimal": pad only up to the next multiple of 8, which the network needs.
 # "auto": release for the paper-size network (the authors' weights), minimal for other sizes.
 PAD_MODES = ("auto", "release", "minimal")
-PRECISIONS = ("fp32", "bf16", "fp16")
+RESTORE_PRECISIONS = ("fp32", "bf16", "fp16")
 _NETWORK_MULTIPLE = 8
 _RELEASE_WINDOW = 64
 
@@ -56,8 +56,8 @@ def choose_device(name: str = "auto") -> torch.device:
 
 def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype for a precision name, refusing what the device cannot do."""
-    if precision not in PRECISIONS:
-        raise VQCNIRError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision not in RESTORE_PRECISIONS:
+        raise VQCNIRError(f"unknown precision {precision!r}; choose one of {', '.join(RESTORE_PRECISIONS)}")
     if precision == "fp32":
         return torch.float32
     if precision == "bf16":

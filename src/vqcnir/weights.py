@@ -206,7 +206,7 @@ def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], source: s
     raise VQCNIRError(f"{source}: checkpoint does not fit the model: " + "; ".join(parts))
 
 
-def load_model(weights: str | os.PathLike, device: str | torch.device = "cpu",
+def load_network(weights: str | os.PathLike, device: str | torch.device = "cpu",
                config: VQCNIRConfig | None = None, stage: int = 2) -> torch.nn.Module:
     """Build the network a checkpoint describes, load it strictly, and put it in eval mode."""
     state, stored = read_checkpoint(weights)

@@ -22,7 +22,7 @@ from ..errors import VQCNIRError
 from ..nn import PRESETS, VQCNIRConfig
 
 DATA_KINDS = ("synthetic", "sharp", "synth", "paired", "lolblur")
-PRECISIONS = ("auto", "fp32", "bf16")
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")  # train.precision; restore has its own
 
 
 def _network_config(self) -> VQCNIRConfig:
@@ -379,8 +379,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("train.grad_clip must be positive or null")
     if not 0.0 <= t.ema_decay < 1.0:
         problems.append("train.ema_decay must be in [0, 1)")
-    if t.precision not in PRECISIONS:
-        problems.append(f"train.precision {t.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if t.precision not in TRAIN_PRECISIONS:
+        problems.append(f"train.precision {t.precision!r} is not one of {', '.join(TRAIN_PRECISIONS)}")
     losses = t.losses
     for k in ("pixel", "codebook", "perceptual", "adversarial"):
         if getattr(losses, k) < 0:

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ..api import load_model
-from ..engine import PRECISIONS, RestoreOptions, count_passes, precision_dtype, restore_tensor
+from ..engine import RESTORE_PRECISIONS, RestoreOptions, count_passes, precision_dtype, restore_tensor
 from ..errors import VQCNIRError
 from ..imageio import read_image, to_uint, write_image
 from ..zoo import DEFAULT, MODELS
@@ -82,7 +82,7 @@ class PhotoRestorer:
     def precisions(self) -> list[str]:
         """The precisions this server's device can run (fp16 needs a GPU)."""
         supported = []
-        for name in PRECISIONS:
+        for name in RESTORE_PRECISIONS:
             try:
                 precision_dtype(name, self.device)
                 supported.append(name)
