@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .device import add_device_argument
 from .errors import OutputExistsError, VQCNIRError
 
 # Sub-commands that live with their own package; each module exposes register(subparsers).
@@ -33,7 +34,7 @@ def _add_restore(subparsers) -> None:
                         "auto (default): onnxruntime for an .onnx --weights, torch otherwise")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders, mirroring them in OUTDIR")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    add_device_argument(p)
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                    help="compute precision (bf16/fp16 only where the device supports them)")
     p.add_argument("--pad-mode", default="auto", choices=("auto", "release", "minimal"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .allocator import keeps_freed_memory, reusable_bytes
+from .device import check_device_name
 from .errors import VQCNIRError
 
 # "release": always add 1-64 px to reach a multiple of 64, as the authors' test() does (parity).
@@ -35,23 +36,25 @@ MIN_TILE = 128
 # ----------------------------------------------------------------------------- device, precision
 def choose_device(name: str = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; otherwise the named device, checked to exist."""
+    check_device_name(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise VQCNIRError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VQCNIRError("--device cuda was asked for, but no CUDA GPU is available")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise VQCNIRError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device.type == "mps" and not _mps_available():
         raise VQCNIRError("--device mps was asked for, but MPS is not available on this machine")
     return device
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def precision_dtype(precision: str, device: torch.device) -> torch.dtype:

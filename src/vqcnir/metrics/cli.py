@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..device import add_device_argument
 from ..errors import VQCNIRError
 
 EXIT_UNAVAILABLE = 3
@@ -68,7 +69,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace metrics.csv/json (and comparison.*) already in --out")
     p.add_argument("--per-image", action="store_true", help="also print every image's values")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    add_device_argument(p, default="cpu")
     p.add_argument("--pyiqa-weights", type=Path,
                    help="folder holding pyiqa weights files (MUSIQ, NRQM, PI, BRISQUE); never downloaded")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -84,15 +85,9 @@ def _baselines() -> list[str]:
 
 
 def _device(name: str) -> str:
-    import torch
+    from ..engine import choose_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise VQCNIRError(f"--device {name}: no CUDA device is available")
-    if not (name == "cpu" or name.startswith("cuda")):
-        raise VQCNIRError(f"--device {name}: use cpu, cuda, cuda:N or auto")
-    return name
+    return str(choose_device(name))
 
 
 def _list_metrics() -> int:

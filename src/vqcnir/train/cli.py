@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..device import add_device_argument
 from ..errors import VQCNIRError
 
 
@@ -20,7 +21,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="override any config key, e.g. train.total_iter=1000 model.use_aiem=false")
     p.add_argument("--resume", action="store_true",
                    help="continue experiments/<name> from its last complete training state")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    add_device_argument(p, note="; under torchrun each process takes the GPU of its LOCAL_RANK")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop at the first iteration after MINUTES (counted from the start), save a "
                         "state there and exit 0; continue later with --resume. Leave a minute or two "

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from ..engine import effective_precision
+from ..engine import choose_device, effective_precision
 from ..errors import VQCNIRError
 from ..nn.discriminator import UNetDiscriminatorSN
 from . import distributed as D
@@ -60,9 +60,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, device: str = "auto"):
         self.cfg = cfg
         self.stage = Stage1(cfg) if cfg.stage == 1 else Stage2(cfg)
-        self.device = self._device(device)
+        self.device = choose_device(device)
         self.dist = D.setup(self.device.type)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and (self.dist.enabled or self.device.index is None):  # torchrun picks the GPU
             self.device = torch.device("cuda", self.dist.local_rank)
         self.exp_dir = cfg.experiment_dir
         self.timings = Timings()
@@ -92,16 +92,6 @@ class Trainer:
         self._open_logs()
 
     # ------------------------------------------------------------------------------ setup
-    @staticmethod
-    def _device(name: str) -> torch.device:
-        if name == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if name not in ("cpu", "cuda"):
-            raise VQCNIRError(f"--device {name!r}: use auto, cpu or cuda (torchrun picks the GPU of each process)")
-        if name == "cuda" and not torch.cuda.is_available():
-            raise VQCNIRError("--device cuda was asked for, but no CUDA GPU is available")
-        return torch.device(name)
-
     def _prepare_dir(self, resume: bool):
         exp = self.exp_dir
         self.fresh_note = ""

@@ -10,6 +10,7 @@ import signal
 import tempfile
 from pathlib import Path
 
+from ..device import add_device_argument
 from ..errors import VQCNIRError
 from . import DEFAULT_MAX_MEGAPIXELS
 
@@ -29,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this computer only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    add_device_argument(p)
     p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                    help="memory one forward pass may use, in GiB (default as for `vqcnir restore`)")
     p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
