@@ -10,6 +10,7 @@ import torch
 from .backends import backend_device, load_restorer, resolve_backend
 from .engine import RestoreOptions, restore_tensor
 from .errors import VQCNIRError
+from .imageio import LUMA_WEIGHTS
 from .zoo import resolve_weights
 
 
@@ -24,7 +25,7 @@ def load_model(weights: str | os.PathLike | None = None, device: str = "auto", b
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma, the usual way a restored grey photo is written back as grey."""
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
+    return rgb @ np.array(LUMA_WEIGHTS, dtype=rgb.dtype)
 
 
 def restore(model: torch.nn.Module, image, options: RestoreOptions | None = None, **option_values):

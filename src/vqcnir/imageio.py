@@ -65,6 +65,7 @@ __all__ = [
     "DEFAULT_MAX_MEGAPIXELS",
     "IMAGE_EXTENSIONS",
     "MAX_MEGAPIXELS_ENV",
+    "LUMA_WEIGHTS",
     "LoadedImage",
     "from_uint",
     "list_images",
@@ -98,7 +99,10 @@ MIN_SIDE = 2  # the smallest height and width accepted on read
 # cameras, below what a 1 MB PNG "bomb" can claim (30000x30000 = 900 MP, ~9 GB once decoded).
 DEFAULT_MAX_MEGAPIXELS = 100.0
 MAX_MEGAPIXELS_ENV = "VQCNIR_MAX_MEGAPIXELS"
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # Rec. 601, as Pillow's "L"
+# ITU-R BT.601 luma weights, the one copy in the project: Pillow's "L", MATLAB's rgb2gray, the Y of
+# YIQ. A tuple of Python floats, so that each user builds its array in its own dtype.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+_LUMA_WEIGHTS = np.array(LUMA_WEIGHTS, dtype=np.float32)
 _ORIENTATION_TAG = 0x0112
 _SUPPORTED = "JPEG, PNG, TIFF, WebP or BMP"
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VQCNIRError
+from ..imageio import LUMA_WEIGHTS
 from .color import (
     lightness, lightness_from_luminance, linear_to_srgb, luminance,
     luminance_from_lightness, srgb_to_linear,
@@ -207,7 +208,7 @@ def blur(rgb: np.ndarray, kernel: np.ndarray, *, highlight_alpha: float = 0.0,
 
 
 # ----------------------------------------------------------------------------- noise
-GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+GREY_WEIGHTS = np.array(LUMA_WEIGHTS, dtype=np.float32)
 
 
 def photon_levels(rgb: np.ndarray) -> int:

@@ -15,9 +15,10 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VQCNIRError
+from ..imageio import LUMA_WEIGHTS
 
 TARGET_MEAN_LUMA = 0.4
-_LUMA = np.array([0.299, 0.587, 0.114])
+_LUMA = np.array(LUMA_WEIGHTS)
 
 
 def identity(night: np.ndarray) -> np.ndarray:

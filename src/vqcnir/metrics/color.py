@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-# ITU-R BT.601 luma weights: MATLAB ``rgb2gray`` and the Y of YIQ (pyiqa's default "Y").
-_LUMA = (0.299, 0.587, 0.114)
+from ..imageio import LUMA_WEIGHTS  # BT.601: MATLAB ``rgb2gray``, the Y of YIQ (pyiqa's default "Y")
+
 # ITU-R BT.601 YCbCr (studio swing, Y in [16, 235]): MATLAB ``rgb2ycbcr``, BasicSR.
 _YCBCR_Y = (65.481, 128.553, 24.966)
 
@@ -25,7 +25,7 @@ def luma_255(x: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
     MATLAB's ``rgb2gray`` gives for uint8 input.
     """
     _check_rgb(x)
-    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    w = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     y = (x * w).sum(dim=1, keepdim=True) * 255.0
     return y.round() if quantize else y
 

@@ -19,12 +19,12 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..errors import VQCNIRError
+from ..imageio import LUMA_WEIGHTS
 from . import registry
 from ._io import list_folder, read_rgb, write_rgb
 from .errors import MetricUnavailable
 
 # ITU-R BT.601 luma weights (OpenCV's RGB2GRAY), as the "GT-mean" protocol of low-light papers uses
-_LUMA = (0.299, 0.587, 0.114)
 GT_MEAN_PROTOCOL = ("each restored image scaled by mean_luma(gt) / mean_luma(restored) (BT.601 luma) "
                     "and clipped to [0, 1] before scoring")
 GT_MEAN_NEEDS_GT = "--gt-mean takes each image's brightness from its ground truth: give --gt DIR"
@@ -137,7 +137,7 @@ def match_gt_mean(restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     global brightness out of the score and leaves structure, noise and colour. A black output
     cannot be scaled and is scored as it is.
     """
-    luma = restored.new_tensor(_LUMA).view(1, 3, 1, 1)
+    luma = restored.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
     mean_restored = (restored * luma).sum(1).mean()
     if mean_restored <= 0:
         return restored

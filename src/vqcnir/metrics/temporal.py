@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+from ..imageio import LUMA_WEIGHTS
+
+_LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 
 FLOW = ("OpenCV DIS optical flow, PRESET_MEDIUM, on 8-bit BT.601 luma; computed on the ground truth "
         "when given, else on the video itself")

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..imageio import LUMA_WEIGHTS
 from . import require_cv2
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 PRESETS = ("ultrafast", "fast", "medium")
 
 

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..imageio import LUMA_WEIGHTS
 from .flow import PairWarp
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 
 
 @dataclass(frozen=True)
