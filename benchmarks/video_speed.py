@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from vqcnir.allocator import keep_freed_memory
-from vqcnir.data._io import read_rgb, to_uint8
+from vqcnir.data._io import read_rgb
 from vqcnir.data.video_synth import view
 from vqcnir.engine import RestoreOptions, prepare_for_inference, restore_tensor
+from vqcnir.imageio import to_uint
 from vqcnir.video.io import EncodeSettings, VideoInfo, encode_video, read_frames
 from vqcnir.video.restore import VideoOptions, restore_video
 from vqcnir.video.temporal import Stabilizer, TemporalSettings
@@ -39,7 +40,7 @@ PHOTO = Path(__file__).parent.parent / "samples" / "gt" / "rocket.png"
 def make_clip(path: Path, width: int, height: int, frames: int) -> None:
     photo = read_rgb(PHOTO)
     steps = [(0.02 * t, 0.0, 1.0 + 0.01 * t, 0.0, 0.0) for t in range(frames)]
-    dark = [to_uint8(view(photo, (width, height), 0, s) * 0.15) for s in steps]
+    dark = [to_uint(view(photo, (width, height), 0, s) * 0.15, 8) for s in steps]
     info = VideoInfo(path, width, height, frames, Fraction(1, 30), Fraction(30), 0, ())
     encode_video(path, enumerate(dark), info, EncodeSettings("h264"), "mp4")
 

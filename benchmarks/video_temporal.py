@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from vqcnir.cli import main as vqcnir_main
+from vqcnir.imageio import to_uint
 from vqcnir.metrics.video import evaluate_video
 from vqcnir.video.io import EncodeSettings, VideoInfo, encode_video, read_frames
 from vqcnir.video.temporal import Stabilizer, TemporalSettings
@@ -45,7 +46,7 @@ def stabilise_offline(night: Path, restored: Path, out: Path, settings: Temporal
     frames = []
     for n, r in zip(read_frames(night), read_frames(restored), strict=True):
         y = stabilizer(n.rgb.astype(np.float32) / 255, r.rgb.astype(np.float32) / 255)
-        frames.append((r.pts, (y * 255 + 0.5).astype(np.uint8)))
+        frames.append((r.pts, to_uint(y, 8)))
     h, w = frames[0][1].shape[:2]
     info = VideoInfo(out, w, h, len(frames), Fraction(1, 1000), Fraction(30), 0, ())
     encode_video(out, frames, info, EncodeSettings("ffv1"), "matroska")

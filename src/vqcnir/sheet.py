@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import read_image, write_image
+from .imageio import read_image, to_uint, write_image
 
 ROW_HEIGHT = 240
 GAP = 6
@@ -18,7 +18,7 @@ def _fit_height(rgb: np.ndarray, height: int) -> np.ndarray:
 
     h, w = rgb.shape[:2]
     width = max(1, round(w * height / h))
-    img = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    img = Image.fromarray(to_uint(rgb, 8))
     return np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32) / 255
 
 

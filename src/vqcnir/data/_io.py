@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..atomic import atomic_path
 from ..errors import VQCNIRError
-from ..imageio import read_image
+from ..imageio import read_image, to_uint
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -25,16 +25,12 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     return read_image(path).rgb
 
 
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, compress_level: int = 1,
               quality: int = 95) -> None:
     """Write float RGB in [0, 1] as 8-bit, atomically (a crash never leaves half a file behind,
     which is what lets `synth` resume by looking at which files exist)."""
     path = Path(path)
-    im = Image.fromarray(to_uint8(rgb))
+    im = Image.fromarray(to_uint(rgb, 8))
     with atomic_path(path) as tmp:
         if path.suffix.lower() in (".jpg", ".jpeg"):
             im.save(tmp, format="JPEG", quality=quality)

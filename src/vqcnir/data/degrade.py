@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VQCNIRError
-from ..imageio import LUMA_WEIGHTS
+from ..imageio import LUMA_WEIGHTS, to_uint
 from .color import (
     lightness, lightness_from_luminance, linear_to_srgb, luminance,
     luminance_from_lightness, srgb_to_linear,
@@ -214,7 +214,7 @@ GREY_WEIGHTS = np.array(LUMA_WEIGHTS, dtype=np.float32)
 def photon_levels(rgb: np.ndarray) -> int:
     """Photon count per unit intensity: distinct 8-bit values rounded up to a power of two
     (the LOL-Blur recipe: darker images have fewer levels, hence relatively stronger noise)."""
-    q = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    q = to_uint(rgb, 8)
     distinct = int(np.count_nonzero(np.bincount(q.ravel(), minlength=256)))
     return int(2 ** math.ceil(math.log2(max(distinct, 1))))
 

@@ -25,7 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import VQCNIRError
-from ._io import list_images, read_rgb, to_uint8, write_text_atomic
+from ..imageio import to_uint
+from ._io import list_images, read_rgb, write_text_atomic
 from .degrade import DegradeConfig, Degrader, sample_seed
 from .synth import _check_settings
 
@@ -127,7 +128,7 @@ def write_clip(path: Path, frames: list[np.ndarray], settings: ClipSettings) -> 
     h, w = frames[0].shape[:2]
     tb = Fraction(1, settings.fps)
     info = VideoInfo(path, w, h, len(frames), tb, Fraction(settings.fps), 0, ())
-    encode_video(path, ((t, to_uint8(f)) for t, f in enumerate(frames)), info,
+    encode_video(path, ((t, to_uint(f, 8)) for t, f in enumerate(frames)), info,
                  EncodeSettings(settings.codec, settings.crf), container_format(path.suffix))
 
 

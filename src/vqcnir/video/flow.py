@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..imageio import LUMA_WEIGHTS
+from ..imageio import LUMA_WEIGHTS, to_uint
 from . import require_cv2
 
 _LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
@@ -15,7 +15,7 @@ PRESETS = ("ultrafast", "fast", "medium")
 
 def grey8(rgb: np.ndarray) -> np.ndarray:
     """8-bit BT.601 luma of an H x W x 3 float image in [0, 1]: what DIS works on."""
-    return np.clip(rgb @ _LUMA * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return to_uint(rgb @ _LUMA, 8)
 
 
 class PairWarp:

@@ -28,6 +28,7 @@ import torch
 from ..atomic import atomic_path
 from ..engine import RestoreOptions, restore_tensor
 from ..errors import VQCNIRError
+from ..imageio import to_uint
 from .io import EncodeSettings, Frame, container_format, encode_video, join_segments, output_suffix, probe, read_frames
 from .temporal import Stabilizer, TemporalSettings
 
@@ -126,7 +127,7 @@ def _restored_frames(model, chunk: Iterator[Frame], engine: RestoreOptions, opti
         for frame, night_rgb, rgb in zip(batch, night, y):
             if stabilizer is not None:
                 rgb = stabilizer(night_rgb, rgb)
-            out = (rgb * 255.0 + 0.5).astype(np.uint8)
+            out = to_uint(rgb, 8)
             if options.side_by_side:
                 out = np.concatenate([frame.rgb, out], axis=1)
             yield frame.pts, out
