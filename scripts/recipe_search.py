@@ -88,7 +88,7 @@ def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: f
            "--opt", f"name={name}", f"experiments_root={root.as_posix()}", "train.total_iter=1000000",
            f"train.precision={_precision()}", f"train.cpu_budget_min={budget}", "logging.save_every=400",
            "logging.progress_bar=false", *opts]
-    if (exp / "training_states").is_dir() and any((exp / "training_states").iterdir()):
+    if exp.is_dir():  # also a run killed before its first save: train --resume starts it afresh
         cmd.append("--resume")
     print("$", " ".join(cmd), flush=True)
     # one thread per run: CPU-seconds then measure work, not threads spinning at barriers on a
