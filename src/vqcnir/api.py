@@ -10,7 +10,7 @@ import torch
 from .backends import backend_device, load_restorer, resolve_backend
 from .engine import RestoreOptions, restore_tensor
 from .errors import VQCNIRError
-from .imageio import LUMA_WEIGHTS
+from .imagefiles import LUMA_WEIGHTS
 from .zoo import resolve_weights
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..imageio import LUMA_WEIGHTS
+from ..imagefiles import LUMA_WEIGHTS
 
 _LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 

@@ -1,4 +1,4 @@
-"""Tests for vqcnir.imageio: formats, bit depths, grey, alpha, orientation, atomic writes, errors.
+"""Tests for vqcnir.imagefiles: formats, bit depths, grey, alpha, orientation, atomic writes, errors.
 
 Every image is made here, small, in tmp_path.
 """
@@ -17,9 +17,9 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from vqcnir import imageio
+from vqcnir.imagefiles import atomic, write
 from vqcnir.errors import VQCNIRError
-from vqcnir.imageio import (
+from vqcnir.imagefiles import (
     IMAGE_EXTENSIONS,
     LoadedImage,
     from_uint,
@@ -419,10 +419,10 @@ def test_failing_encoder_leaves_existing_file_untouched(tmp_path, monkeypatch):
     path = tmp_path / "out.png"
     path.write_bytes(b"precious")
 
-    def broken_encoder(pixels, quality):
+    def broken_encoder(pixels, quality, compress_level):
         raise RuntimeError("encoder exploded")
 
-    monkeypatch.setitem(imageio._ENCODERS, "PNG", broken_encoder)
+    monkeypatch.setitem(write.ENCODERS, "PNG", broken_encoder)
     with pytest.raises(VQCNIRError) as error:
         write_image(path, from_uint(smooth_rgb8()))
     one_line_naming(error, "out.png")
@@ -438,7 +438,7 @@ def test_failure_while_writing_removes_temporary_file(tmp_path, monkeypatch, bro
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, broken, fail)
+    monkeypatch.setattr(atomic.os, broken, fail)
     with pytest.raises(VQCNIRError, match="No space left") as error:
         write_image(path, from_uint(smooth_rgb8()))
     monkeypatch.undo()
@@ -472,7 +472,7 @@ def test_disk_full_halfway_keeps_existing_file(tmp_path, monkeypatch):
         def __getattr__(self, name):
             return getattr(self._file, name)
 
-    monkeypatch.setattr(imageio, "open", HalfWriter, raising=False)
+    monkeypatch.setattr(atomic, "open", HalfWriter, raising=False)
     with pytest.raises(VQCNIRError, match="No space left"):
         write_image(path, from_uint(smooth_rgb8()))
     monkeypatch.undo()
