@@ -390,6 +390,35 @@ def test_exif_orientation_tiff_16bit(tmp_path):
     np.testing.assert_array_equal(to_uint(loaded.rgb, 16), np.rot90(values, -1))
 
 
+def _png_with_chunk_before_pixels(png: bytes, kind: bytes, body: bytes) -> bytes:
+    """``png`` with one more chunk right after its header chunk (IHDR is 8 + 25 bytes in)."""
+    import struct
+    import zlib
+
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return png[:33] + chunk + png[33:]
+
+
+def test_exif_orientation_png_16bit(tmp_path):
+    values = random16((6, 10, 3))
+    png = bytes(imagecodecs.png_encode(values))
+    path = tmp_path / "o.png"
+    path.write_bytes(_png_with_chunk_before_pixels(png, b"eXIf", exif_with_orientation(6).tobytes()))
+    loaded = read_image(path)
+    assert loaded.bit_depth == 16
+    np.testing.assert_array_equal(to_uint(loaded.rgb, 16), np.rot90(values, -1))
+
+
+def test_png_orientation_from_xmp(tmp_path):
+    # Pillow reads the orientation from XMP where there is no EXIF block (as browsers do)
+    rgb = smooth_rgb8()
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description tiff:Orientation="8"/></rdf:RDF></x:xmpmeta>'
+    png = bytes(imagecodecs.png_encode(rgb))
+    path = tmp_path / "xmp.png"
+    path.write_bytes(_png_with_chunk_before_pixels(png, b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
+    np.testing.assert_array_equal(to_uint(read_image(path).rgb, 8), np.rot90(rgb, 1))
+
+
 # --------------------------------------------------------------------------- atomic writes
 
 

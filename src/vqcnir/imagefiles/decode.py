@@ -12,6 +12,7 @@ Which library decodes what, and why:
   depth, and the tags needed here (Orientation, ExtraSamples, ColorMap).
 
 Every decoder checks the size in the header against the pixel limit before decoding a pixel.
+A PNG's EXIF is read from the chunks before its pixels, where the PNG specification puts it.
 Only the first image of a multi-page TIFF or an animated PNG/WebP is read.
 """
 
