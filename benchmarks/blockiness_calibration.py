@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vqcnir.data._io import list_images, read_rgb
+from vqcnir.imagefiles import images_under, read_rgb
 from vqcnir.metrics import blockiness8
 
 
@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gt", required=True)
     p.add_argument("--weights", action="append", default=[], help="model(s) to restore --night with")
     args = p.parse_args(argv)
-    gt_paths = list_images(args.gt)
-    night_paths = list_images(args.night)
+    gt_paths = images_under(args.gt)
+    night_paths = images_under(args.night)
     gts = [read_rgb(x) for x in gt_paths]
     rows = [("ground truth", _scores(gts)), ("night input", _scores(read_rgb(x) for x in night_paths))]
     for q in (10, 50, 90):
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([sys.executable, "-m", "vqcnir", "restore", args.night, "-o", tmp, "--recursive",
                             "--weights", weights], check=True, stdout=subprocess.DEVNULL)
-            rows.append((f"restored by `{weights}`", _scores(read_rgb(x) for x in list_images(tmp))))
+            rows.append((f"restored by `{weights}`", _scores(read_rgb(x) for x in images_under(tmp))))
     print(f"{len(gts)} images from {args.gt}\n")
     print("| images | blockiness8 mean | min | max |")
     print("|---|---:|---:|---:|")

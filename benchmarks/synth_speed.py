@@ -61,9 +61,9 @@ def _init(frame: np.ndarray) -> None:
 
 
 def frames_in_memory(photos: Path, workers: int, n: int) -> float:
-    from vqcnir.data._io import list_images, read_rgb
+    from vqcnir.imagefiles import images_under, read_rgb
 
-    img = read_rgb(list_images(photos)[0])
+    img = read_rgb(images_under(photos)[0])
     frame = np.ascontiguousarray(img[:640, :1120])
     with mp.get_context().Pool(workers, initializer=_init, initargs=(frame,)) as pool:
         list(pool.imap_unordered(_degrade, range(workers)))  # warm-up

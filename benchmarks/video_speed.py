@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from vqcnir.allocator import keep_freed_memory
-from vqcnir.data._io import read_rgb
 from vqcnir.data.video_synth import view
 from vqcnir.engine import RestoreOptions, prepare_for_inference, restore_tensor
-from vqcnir.imageio import to_uint
+from vqcnir.imagefiles import read_rgb, to_uint
 from vqcnir.video.io import EncodeSettings, VideoInfo, encode_video, read_frames
 from vqcnir.video.restore import VideoOptions, restore_video
 from vqcnir.video.temporal import Stabilizer, TemporalSettings

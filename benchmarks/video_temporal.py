@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from vqcnir.cli import main as vqcnir_main
-from vqcnir.imageio import to_uint
+from vqcnir.imagefiles import to_uint
 from vqcnir.metrics.video import evaluate_video
 from vqcnir.video.io import EncodeSettings, VideoInfo, encode_video, read_frames
 from vqcnir.video.temporal import Stabilizer, TemporalSettings

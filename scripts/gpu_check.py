@@ -46,7 +46,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _night(size: int) -> torch.Tensor:
     """The bundled sample photo, tiled by mirroring up to size x size and cropped."""
-    from vqcnir.imageio import read_image
+    from vqcnir.imagefiles import read_image
 
     x = torch.from_numpy(read_image(SAMPLE).rgb).permute(2, 0, 1)[None]
     while min(x.shape[-2:]) < size:

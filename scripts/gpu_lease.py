@@ -33,13 +33,12 @@ def pack(args) -> int:
     import torch
     from PIL import Image
 
-    from vqcnir.data._io import list_images
-    from vqcnir.imageio import read_image
+    from vqcnir.imagefiles import images_under, read_image
     from vqcnir.weights import convert
 
     out = Path(args.out)
     (out / PHOTOS).mkdir(parents=True, exist_ok=True)
-    photos = list_images(Path(args.photos))
+    photos = images_under(Path(args.photos))
     for path in photos:
         pixels = (read_image(path).rgb * 255 + 0.5).clip(0, 255).astype("uint8")
         Image.fromarray(pixels).save(out / PHOTOS / f"{path.stem}.jpg", quality=95, subsampling=0)

@@ -8,7 +8,7 @@ import torch
 
 import vqcnir
 from vqcnir.cli import main
-from vqcnir.imageio import read_image
+from vqcnir.imagefiles import read_image
 from vqcnir.metrics import psnr, ssim
 from vqcnir.nn import VQCNIRConfig, preset
 from vqcnir.zoo import MODELS, resolve_weights

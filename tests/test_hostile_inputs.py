@@ -226,7 +226,7 @@ def test_the_png_bomb_is_a_real_png(tmp_path):
 def test_the_pixel_limit_applies_to_every_format_and_is_configurable(tmp_path, suffix, monkeypatch):
     from PIL import Image
 
-    from vqcnir.imageio import read_image
+    from vqcnir.imagefiles import read_image
 
     path = tmp_path / f"photo{suffix}"
     Image.new("RGB", (2000, 1500)).save(path)  # 3 MP

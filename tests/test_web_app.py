@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vqcnir.api import load_model
-from vqcnir.imageio import read_image, write_image
+from vqcnir.imagefiles import read_image, write_image
 from vqcnir.nn import VQCNIR, preset
 from vqcnir.web.app import API_NAME, accepted_upload_bytes, build_app, private_theme
 from vqcnir.web.service import PhotoRestorer

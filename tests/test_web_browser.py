@@ -24,7 +24,7 @@ import torch
 
 import vqcnir
 from vqcnir.cli import main
-from vqcnir.imageio import read_image, to_uint, write_image
+from vqcnir.imagefiles import read_image, to_uint, write_image
 from vqcnir.nn import VQCNIR, preset
 from vqcnir.weights import save_checkpoint
 

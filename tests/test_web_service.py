@@ -9,7 +9,7 @@ import torch
 
 from vqcnir.cli import main
 from vqcnir.errors import VQCNIRError
-from vqcnir.imageio import read_image, to_uint, write_image
+from vqcnir.imagefiles import read_image, to_uint, write_image
 from vqcnir.nn import VQCNIR, preset
 from vqcnir.web import service as service_module
 from vqcnir.web.service import PhotoRestorer, model_label

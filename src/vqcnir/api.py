@@ -10,7 +10,7 @@ import torch
 from .backends import backend_device, load_restorer, resolve_backend
 from .engine import RestoreOptions, restore_tensor
 from .errors import VQCNIRError
-from .imageio import LUMA_WEIGHTS
+from .imagefiles import luma
 from .zoo import resolve_weights
 
 
@@ -21,11 +21,6 @@ def load_model(weights: str | os.PathLike | None = None, device: str = "auto", b
     path = resolve_weights(weights)
     backend = resolve_backend(path, backend)
     return load_restorer(path, backend_device(device, backend), backend)
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma, the usual way a restored grey photo is written back as grey."""
-    return rgb @ np.array(LUMA_WEIGHTS, dtype=rgb.dtype)
 
 
 def restore(model: torch.nn.Module, image, options: RestoreOptions | None = None, **option_values):
@@ -57,7 +52,7 @@ def restore(model: torch.nn.Module, image, options: RestoreOptions | None = None
     x = torch.from_numpy(colour.astype(np.float32) / peak).permute(2, 0, 1).unsqueeze(0)
     y = restore_tensor(model, x, options)[0].permute(1, 2, 0).cpu().numpy()
     if pixels.shape[2] == 1:
-        y = _luma(y)[..., None]
+        y = luma(y)[..., None]  # BT.601, the usual way a restored grey photo goes back to grey
     out = np.round(np.clip(y, 0, 1) * peak).astype(image.dtype)
     if pixels.shape[2] == 4:
         out = np.concatenate([out, pixels[..., 3:]], axis=2)

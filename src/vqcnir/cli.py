@@ -67,10 +67,10 @@ def _run_restore(args) -> int:
     from tqdm import tqdm
 
     from .allocator import keep_freed_memory
-    from .atomic import remove_stale_temporaries
     from .backends import backend_device, load_restorer, resolve_backend
     from .engine import RestoreOptions, count_passes, effective_precision, precision_dtype, restore_tensor
-    from .imageio import IMAGE_EXTENSIONS, list_images, read_image, resolve_max_megapixels, write_image
+    from .imagefiles import (IMAGE_EXTENSIONS, list_images, read_image, remove_stale_temporaries,
+                             resolve_max_megapixels, to_tensor, write_image)
     from .video import VIDEO_EXTENSIONS, is_video_path
     from .zoo import resolve_weights
 
@@ -129,7 +129,7 @@ def _run_restore(args) -> int:
                 done.append((src, dst, rel))
                 continue
             image = read_image(src, max_megapixels=max_megapixels)
-            x = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
+            x = to_tensor(image.rgb)
             passes = count_passes(model, x.shape[-2], x.shape[-1], options)
             start = time.perf_counter()
             try:
@@ -183,7 +183,7 @@ def _check_side_by_side(args) -> None:
         return
     if args.gt is not None and not args.gt.is_dir():
         raise VQCNIRError(f"--gt {args.gt}: not a folder")
-    from .imageio import IMAGE_EXTENSIONS
+    from .imagefiles import IMAGE_EXTENSIONS
 
     if target.suffix.lower() not in IMAGE_EXTENSIONS:
         raise VQCNIRError(f"--side-by-side {target}: use an image extension (.jpg, .png, ...)")

@@ -7,3 +7,11 @@ class VQCNIRError(Exception):
 
 class OutputExistsError(VQCNIRError):
     """The output file exists (perhaps written by another run meanwhile) and was kept."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one short line (a codec's or the OS's complaint, shown to the user)."""
+    text = " ".join(str(error).split())
+    if not text:
+        return type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

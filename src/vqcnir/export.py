@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .atomic import atomic_path
+from .imagefiles import atomic_path
 from .errors import VQCNIRError
 from .nn.deform import ONNX_STYLES, onnx_style
 from .weights import CONFIG_KEY

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import read_image, to_uint, write_image
+from .imagefiles import read_image, to_uint, write_image
 
 ROW_HEIGHT = 240
 GAP = 6

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
+from .imagefiles import atomic_path
 from .errors import VQCNIRError
 from .nn import VQCNIR, VQCNIRConfig, VQGAN
 
@@ -184,13 +184,22 @@ def is_stage1(state: dict[str, torch.Tensor]) -> bool:
     return not any(k.startswith(_STAGE2_PREFIXES) for k in state)
 
 
+def mismatches(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
+               names: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """(missing, wrong shape): the ``names`` of ``expected`` (default: all) that ``state`` lacks,
+    and those it has with another shape."""
+    names = list(expected) if names is None else names
+    missing = [k for k in names if k not in state]
+    wrong = [k for k in names if k in state and state[k].shape != expected[k].shape]
+    return missing, wrong
+
+
 def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Raise one clear error naming the first mismatches instead of loading a wrong checkpoint."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
+    missing, wrong_shape = mismatches(expected, state)
     unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong_shape]
     if not (missing or unexpected or wrong):
         return
     if isinstance(model, VQCNIR) and is_stage1(state):

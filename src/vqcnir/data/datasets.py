@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import VQCNIRError
-from ._io import list_images, read_rgb
+from ..imagefiles import images_under, read_rgb
 from .degrade import DegradeConfig, Degrader
 
 LOLBLUR_FOLDERS = ("low_blur", "low_blur_noise", "low_sharp", "high_sharp_scaled",
@@ -141,7 +141,7 @@ class PairedFolderDataset(_Augmenting):
 
     @staticmethod
     def _index(folder: Path, what: str) -> dict[str, Path]:
-        files = list_images(folder)
+        files = images_under(folder)
         if not files:
             raise VQCNIRError(f"no images in the {what} folder {folder}")
         index: dict[str, Path] = {}
@@ -194,7 +194,7 @@ class UnpairedFolderDataset(_Augmenting):
                  seed: int | None = None):
         super().__init__(crop, augment, seed)
         self.night_dir = Path(night_dir)
-        files = list_images(self.night_dir)
+        files = images_under(self.night_dir)
         if not files:
             raise VQCNIRError(f"no images in {self.night_dir}")
         by_key = {f.relative_to(self.night_dir).as_posix(): f for f in files}
@@ -225,7 +225,7 @@ class SynthDataset(_Augmenting):
         super().__init__(crop, augment, seed)
         if isinstance(sharp, (str, os.PathLike)):
             root = Path(sharp)
-            files = list_images(root)
+            files = images_under(root)
             if not files:
                 raise VQCNIRError(f"no images in the sharp-photo folder {root}")
             by_key = {f.relative_to(root).as_posix(): f for f in files}

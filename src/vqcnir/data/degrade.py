@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VQCNIRError
-from ..imageio import LUMA_WEIGHTS, to_uint
+from ..imagefiles import LUMA_WEIGHTS, to_uint
 from .color import (
     lightness, lightness_from_luminance, linear_to_srgb, luminance,
     luminance_from_lightness, srgb_to_linear,

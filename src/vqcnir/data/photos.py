@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import VQCNIRError
-from ._io import write_text_atomic
+from ..imagefiles import write_image, write_text
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,7 @@ def _save(img: Image.Image, dest: Path, max_side: int) -> tuple[int, int]:
         scale = max_side / max(img.size)
         img = img.resize((round(img.width * scale), round(img.height * scale)),
                          Image.Resampling.LANCZOS)
-    tmp = dest.with_name(f".tmp-{dest.name}")
-    img.save(tmp, format="PNG", compress_level=6)
-    tmp.replace(dest)
+    write_image(dest, np.asarray(img))
     return img.size
 
 
@@ -157,7 +155,7 @@ def collect_photos(out_dir: str | Path, *, debian: bool = True, skimage: bool = 
                           **extra}
         doc = {"about": "Sharp photos for `vqcnir synth`; each keeps its own licence.",
                "photos": sorted(manifest.values(), key=lambda e: e["file"])}
-        write_text_atomic(manifest_path, json.dumps(doc, indent=1, ensure_ascii=False))
+        write_text(manifest_path, json.dumps(doc, indent=1, ensure_ascii=False))
 
     if skimage:
         import skimage as _sk

@@ -25,8 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import VQCNIRError
-from ..imageio import to_uint
-from ._io import list_images, read_rgb, write_text_atomic
+from ..imagefiles import images_under, read_rgb, to_uint, write_text
 from .degrade import DegradeConfig, Degrader, sample_seed
 from .synth import _check_settings
 
@@ -143,7 +142,7 @@ def synthesize_clips(sharp_dir: str | Path, out_dir: str | Path, *, clips: int,
     sharp_dir, out_dir = Path(sharp_dir), Path(out_dir)
     if clips < 1 or st.frames < 2 or min(st.size) < 8 or st.fps < 1:
         raise VQCNIRError("a video needs at least 1 clip of 2 frames, 8x8 pixels or more, at 1 fps or more")
-    photos = [p.relative_to(sharp_dir).as_posix() for p in list_images(sharp_dir)]
+    photos = [p.relative_to(sharp_dir).as_posix() for p in images_under(sharp_dir)]
     if not photos:
         raise VQCNIRError(f"no images in the sharp-photo folder {sharp_dir}")
     _check_settings(out_dir, st.to_json(photos), record="synth_video.json")
@@ -161,7 +160,7 @@ def synthesize_clips(sharp_dir: str | Path, out_dir: str | Path, *, clips: int,
         night, gt, record = make_clip(read_rgb(sharp_dir / photo_rel), degrader, st, clip_seed)
         write_clip(out_dir / "night" / f"{name}{suffix}", night, st)
         write_clip(out_dir / "gt" / f"{name}{suffix}", gt, st)
-        write_text_atomic(record_path, json.dumps({"name": name, "photo": photo_rel, "seed": clip_seed,
+        write_text(record_path, json.dumps({"name": name, "photo": photo_rel, "seed": clip_seed,
                                                    **record}, indent=1))
         made += 1
     return {"made": made, "skipped": skipped}

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import VQCNIRError
-from ..imageio import LUMA_WEIGHTS
+from ..imagefiles import LUMA_WEIGHTS
 
 TARGET_MEAN_LUMA = 0.4
 _LUMA = np.array(LUMA_WEIGHTS)

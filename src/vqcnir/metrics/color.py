@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..imageio import LUMA_WEIGHTS  # BT.601: MATLAB ``rgb2gray``, the Y of YIQ (pyiqa's default "Y")
+from ..imagefiles import LUMA_WEIGHTS  # BT.601: MATLAB ``rgb2gray``, the Y of YIQ (pyiqa's default "Y")
 
 # ITU-R BT.601 YCbCr (studio swing, Y in [16, 235]): MATLAB ``rgb2ycbcr``, BasicSR.
 _YCBCR_Y = (65.481, 128.553, 24.966)

@@ -17,11 +17,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import atomic_path
 from ..errors import VQCNIRError
-from ..imageio import LUMA_WEIGHTS
+from ..imagefiles import LUMA_WEIGHTS, list_images, read_tensor, write_image, write_text
 from . import registry
-from ._io import list_folder, read_rgb, write_rgb
 from .errors import MetricUnavailable
 
 # ITU-R BT.601 luma weights (OpenCV's RGB2GRAY), as the "GT-mean" protocol of low-light papers uses
@@ -64,7 +62,7 @@ def _package_versions() -> dict[str, str | None]:
 def _listing(folder: Path, role: str) -> list[tuple[Path, Path]]:
     if not folder.is_dir():
         raise VQCNIRError(f"--{role} {folder}: not a folder")
-    files = list_folder(folder)
+    files = list_images([folder], recursive=True)
     if not files:
         raise VQCNIRError(f"--{role} {folder}: no images found")
     return files
@@ -182,8 +180,8 @@ def evaluate_folders(restored: Path, gt: Path | None = None, metrics: list[str] 
     scorers, unavailable = build_scorers(names, device)
     rows = []
     for rel, r_path, g_path in tqdm(pairs, desc="evaluate", unit="img", disable=None if progress else True):
-        r = read_rgb(r_path)
-        g = read_rgb(g_path) if g_path is not None else None
+        r = read_tensor(r_path)
+        g = read_tensor(g_path) if g_path is not None else None
         if g is not None and r.shape != g.shape:
             raise VQCNIRError(
                 f"{rel}: restored is {r.shape[-1]}×{r.shape[-2]} but gt is {g.shape[-1]}×{g.shape[-2]} pixels"
@@ -294,8 +292,7 @@ def refuse_existing(targets, overwrite: bool = False) -> None:
 def _write_atomic(files: dict[Path, str], overwrite: bool) -> None:
     refuse_existing(files, overwrite)
     for target, text in files.items():
-        with atomic_path(target) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        write_text(target, text)
 
 
 def output_paths(out: Path) -> tuple[Path, Path]:
@@ -416,9 +413,9 @@ def restore_folder(night: Path, out: Path, restorer: Callable[[torch.Tensor], to
     """
     targets = restore_targets(night, out)
     for f, target in tqdm(targets, desc=desc, unit="img", disable=None if progress else True):
-        x = read_rgb(f)
+        x = read_tensor(f)
         y = restorer(x)
         rgb = y[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_rgb(target, rgb)
+        write_image(target, rgb)
     return len(targets)

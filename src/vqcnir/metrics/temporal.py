@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..imageio import LUMA_WEIGHTS
+from ..imagefiles import luma
 
-_LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 
 FLOW = ("OpenCV DIS optical flow, PRESET_MEDIUM, on 8-bit BT.601 luma; computed on the ground truth "
         "when given, else on the video itself")
@@ -38,7 +37,7 @@ TEMPORAL = tuple(PROTOCOLS)
 
 
 def mean_luma(rgb: np.ndarray) -> float:
-    return float((rgb.reshape(-1, 3) @ _LUMA).mean())
+    return float(luma(rgb).mean())
 
 
 def pair_warp(before: np.ndarray, now: np.ndarray):

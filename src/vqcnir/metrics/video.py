@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from ..errors import VQCNIRError
+from ..imagefiles import list_images, read_rgb, to_tensor
 from . import registry, temporal
-from ._io import list_folder
 from .evaluate import Evaluation, _mean, _package_versions, build_scorers, match_gt_mean
 
 DEFAULT = ("psnr", "ssim", "warp_error", "flicker")
@@ -37,13 +36,11 @@ def read_sequence(path: Path, role: str) -> Iterator[np.ndarray]:
     in order of their relative paths."""
     path = Path(path)
     if path.is_dir():
-        from ..imageio import read_image
-
-        files = list_folder(path)
+        files = list_images([path], recursive=True)
         if not files:
             raise VQCNIRError(f"--{role} {path}: no frames found")
         for file, _ in files:
-            yield read_image(file).rgb
+            yield read_rgb(file)
         return
     if not path.exists():
         raise VQCNIRError(f"--{role} {path}: no such file or folder")
@@ -90,13 +87,13 @@ def evaluate_video(restored: Path, gt: Path | None = None, metrics: list[str] | 
         if g is not None and r.shape != g.shape:
             raise VQCNIRError(f"frame {index}: restored is {r.shape[1]}x{r.shape[0]} but gt is "
                               f"{g.shape[1]}x{g.shape[0]} pixels")
-        rt = _tensor(r)
+        rt = to_tensor(r)
         if gt_mean:
-            rt = match_gt_mean(rt, _tensor(g))
+            rt = match_gt_mean(rt, to_tensor(g))
             r = rt[0].permute(1, 2, 0).numpy()
         row: dict = {"image": f"frame {index:05d}"}
         for name, scorer in scorers.items():
-            row[name] = float(scorer(rt.to(device), _tensor(g).to(device))[0])
+            row[name] = float(scorer(rt.to(device), to_tensor(g).to(device))[0])
         for name in temporal_metrics:  # the first frame ends no pair
             row[name] = float("nan")
             if g is not None:
@@ -143,6 +140,3 @@ def _crop(frame: np.ndarray, crop: int, index: int) -> np.ndarray:
         raise VQCNIRError(f"frame {index}: --crop {crop} leaves nothing of a {frame.shape[1]}x{frame.shape[0]} frame")
     return frame[crop:-crop, crop:-crop]
 
-
-def _tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]

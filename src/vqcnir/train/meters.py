@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import VQCNIRError
+from . import distributed as D
 
 
 @dataclass
@@ -16,6 +18,27 @@ class Timings:
     step: float = 0.0   # seconds of whole iterations (data + compute)
     iters: int = 0
     history: list = field(default_factory=list)  # (iter, {loss: window mean}) at each log line
+
+    def add(self, data: float, step: float) -> None:
+        self.data += data
+        self.step += step
+        self.iters += 1
+
+
+@dataclass
+class Window:
+    """Loss sums and times of the iterations since the last log line."""
+    sums: dict = field(default_factory=dict)
+    n: int = 0
+    data: float = 0.0
+    step: float = 0.0
+
+    def add(self, losses: dict[str, float], data: float, step: float) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+        self.data += data
+        self.step += step
 
 
 def format_duration(seconds: float) -> str:
@@ -55,3 +78,25 @@ def process_tree_cpu_seconds() -> float:
         except psutil.Error:  # a worker that just exited is counted in children_* next time
             pass
     return total
+
+
+def _everyone_agrees(t, answer: bool) -> bool:
+    """Rank 0's ``answer``, on every process, so that all of them stop together."""
+    if not t.dist.enabled:  # no tensor, no device sync per iteration
+        return answer
+    return bool(D.broadcast(torch.tensor([float(answer)], device=t.device), t.dist).item())
+
+
+def budget_spent(t) -> bool:
+    """Whether trainer ``t`` has used its ``train.cpu_budget_min`` (about 1 ms of /proc reads)."""
+    budget = t.cfg.train.cpu_budget_min
+    if budget is None:
+        return False
+    return _everyone_agrees(t, t.cpu_seconds() >= budget * 60)
+
+
+def out_of_time(t, deadline: float | None) -> bool:
+    """Whether the ``time.monotonic()`` deadline has passed."""
+    if deadline is None:
+        return False
+    return _everyone_agrees(t, time.monotonic() >= deadline)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_path
+from ..imagefiles import atomic_path
 from ..errors import VQCNIRError
 from ..nn import VQCNIRConfig
 from ..weights import save_checkpoint

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import VQCNIRError
 from ..nn import VQCNIR, VQCNIRConfig, VQGAN
-from ..weights import check_fits, checkpoint_config, is_stage1, read_checkpoint
+from ..weights import check_fits, checkpoint_config, is_stage1, mismatches, read_checkpoint
 from .config import TrainConfig
 
 # Names frozen in stage 2: the codebook and decoder G (spec 5.2; `main_decode` stays trainable).
@@ -70,8 +70,7 @@ class Stage2:
         state, _ = read_checkpoint(path)
         expected = net.state_dict()
         trained = [k for k in expected if not k.startswith(FROZEN_STAGE2)]
-        missing = [k for k in trained if k not in state]
-        wrong = [k for k in trained if k in state and state[k].shape != expected[k].shape]
+        missing, wrong = mismatches(expected, state, trained)
         if missing or wrong:
             what = "is not a stage-2 checkpoint of this network size" if missing else "has other widths"
             raise VQCNIRError(f"stage2.init_from {path}: {what} (e.g. {', '.join((missing + wrong)[:3])})")

@@ -39,13 +39,15 @@ def validate(t, it: int) -> dict[str, float]:
 
 
 def _save_grid(t, rows, it: int) -> None:
-    from torchvision.utils import make_grid, save_image
+    from torchvision.utils import make_grid
+
+    from ..imagefiles import write_image
 
     h = min(r[0].shape[-2] for r in rows)
     w = min(r[0].shape[-1] for r in rows)
     tiles = [v[0, :, :h, :w].cpu() for row in rows for v in row]
     grid = make_grid(tiles, nrow=3, padding=2, pad_value=1.0)
-    save_image(grid, t.exp_dir / "visualization" / f"val_{it:08d}.png")
+    write_image(t.exp_dir / "visualization" / f"val_{it:08d}.png", grid.permute(1, 2, 0).numpy())
     if t.tb is not None:
         t.tb.add_image("val/night_restored_gt", grid, it)
 

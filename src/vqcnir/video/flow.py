@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..imageio import LUMA_WEIGHTS, to_uint
+from ..imagefiles import LUMA_WEIGHTS, to_uint
 from . import require_cv2
 
 _LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)

@@ -23,9 +23,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..errors import VQCNIRError
-from ..imageio import resolve_max_megapixels
+from ..imagefiles import atomic_path, resolve_max_megapixels
 from . import require_av
 
 # --video-codec NAME -> (FFmpeg encoder, pixel format, Matroska-only). FFV1 on packed RGB (bgr0) is

@@ -25,10 +25,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
 from ..engine import RestoreOptions, restore_tensor
 from ..errors import VQCNIRError
-from ..imageio import to_uint
+from ..imagefiles import atomic_path, to_uint, write_text
 from .io import EncodeSettings, Frame, container_format, encode_video, join_segments, output_suffix, probe, read_frames
 from .temporal import Stabilizer, TemporalSettings
 
@@ -154,8 +153,7 @@ def _resume_point(parts: Path, job: dict) -> tuple[int, dict]:
         if parts.exists():
             shutil.rmtree(parts)
         parts.mkdir(parents=True)
-        with atomic_path(job_file) as tmp:
-            tmp.write_text(json.dumps(job, indent=1))
+        write_text(job_file, json.dumps(job, indent=1))
         return 0, {}
     states = sorted(parts.glob("[0-9][0-9][0-9][0-9][0-9][0-9].state.npz"))
     if not states:

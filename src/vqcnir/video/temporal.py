@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..imageio import LUMA_WEIGHTS
+from ..imagefiles import LUMA_WEIGHTS
 from .flow import PairWarp
 
 _LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)

@@ -22,7 +22,7 @@ from PIL import Image
 from ..api import load_model
 from ..engine import RESTORE_PRECISIONS, RestoreOptions, count_passes, precision_dtype, restore_tensor
 from ..errors import VQCNIRError
-from ..imageio import read_image, to_uint, write_image
+from ..imagefiles import read_image, to_tensor, to_uint, write_image
 from ..zoo import DEFAULT, MODELS
 from . import DEFAULT_MAX_MEGAPIXELS
 
@@ -111,7 +111,7 @@ class PhotoRestorer:
                                  self_ensemble=bool(self_ensemble)).validate()
         # refused from the header, before any pixel is decoded, above the server's limit
         image = read_image(path, max_megapixels=self.max_megapixels)
-        x = torch.from_numpy(image.rgb).permute(2, 0, 1).unsqueeze(0)
+        x = to_tensor(image.rgb)
         with self._lock:
             total = count_passes(model, image.height, image.width, options)
             done = 0

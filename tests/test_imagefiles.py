@@ -1,4 +1,4 @@
-"""Tests for vqcnir.imageio: formats, bit depths, grey, alpha, orientation, atomic writes, errors.
+"""Tests for vqcnir.imagefiles: formats, bit depths, grey, alpha, orientation, atomic writes, errors.
 
 Every image is made here, small, in tmp_path.
 """
@@ -17,9 +17,9 @@ import pytest
 import tifffile
 from PIL import Image, ImageOps
 
-from vqcnir import imageio
+from vqcnir.imagefiles import atomic, write
 from vqcnir.errors import VQCNIRError
-from vqcnir.imageio import (
+from vqcnir.imagefiles import (
     IMAGE_EXTENSIONS,
     LoadedImage,
     from_uint,
@@ -390,6 +390,35 @@ def test_exif_orientation_tiff_16bit(tmp_path):
     np.testing.assert_array_equal(to_uint(loaded.rgb, 16), np.rot90(values, -1))
 
 
+def _png_with_chunk_before_pixels(png: bytes, kind: bytes, body: bytes) -> bytes:
+    """``png`` with one more chunk right after its header chunk (IHDR is 8 + 25 bytes in)."""
+    import struct
+    import zlib
+
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return png[:33] + chunk + png[33:]
+
+
+def test_exif_orientation_png_16bit(tmp_path):
+    values = random16((6, 10, 3))
+    png = bytes(imagecodecs.png_encode(values))
+    path = tmp_path / "o.png"
+    path.write_bytes(_png_with_chunk_before_pixels(png, b"eXIf", exif_with_orientation(6).tobytes()))
+    loaded = read_image(path)
+    assert loaded.bit_depth == 16
+    np.testing.assert_array_equal(to_uint(loaded.rgb, 16), np.rot90(values, -1))
+
+
+def test_png_orientation_from_xmp(tmp_path):
+    # Pillow reads the orientation from XMP where there is no EXIF block (as browsers do)
+    rgb = smooth_rgb8()
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description tiff:Orientation="8"/></rdf:RDF></x:xmpmeta>'
+    png = bytes(imagecodecs.png_encode(rgb))
+    path = tmp_path / "xmp.png"
+    path.write_bytes(_png_with_chunk_before_pixels(png, b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
+    np.testing.assert_array_equal(to_uint(read_image(path).rgb, 8), np.rot90(rgb, 1))
+
+
 # --------------------------------------------------------------------------- atomic writes
 
 
@@ -419,10 +448,10 @@ def test_failing_encoder_leaves_existing_file_untouched(tmp_path, monkeypatch):
     path = tmp_path / "out.png"
     path.write_bytes(b"precious")
 
-    def broken_encoder(pixels, quality):
+    def broken_encoder(pixels, quality, compress_level):
         raise RuntimeError("encoder exploded")
 
-    monkeypatch.setitem(imageio._ENCODERS, "PNG", broken_encoder)
+    monkeypatch.setitem(write.ENCODERS, "PNG", broken_encoder)
     with pytest.raises(VQCNIRError) as error:
         write_image(path, from_uint(smooth_rgb8()))
     one_line_naming(error, "out.png")
@@ -438,7 +467,7 @@ def test_failure_while_writing_removes_temporary_file(tmp_path, monkeypatch, bro
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, broken, fail)
+    monkeypatch.setattr(atomic.os, broken, fail)
     with pytest.raises(VQCNIRError, match="No space left") as error:
         write_image(path, from_uint(smooth_rgb8()))
     monkeypatch.undo()
@@ -472,7 +501,7 @@ def test_disk_full_halfway_keeps_existing_file(tmp_path, monkeypatch):
         def __getattr__(self, name):
             return getattr(self._file, name)
 
-    monkeypatch.setattr(imageio, "open", HalfWriter, raising=False)
+    monkeypatch.setattr(atomic, "open", HalfWriter, raising=False)
     with pytest.raises(VQCNIRError, match="No space left"):
         write_image(path, from_uint(smooth_rgb8()))
     monkeypatch.undo()

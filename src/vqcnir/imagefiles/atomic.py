@@ -1,5 +1,8 @@
 """Atomic file writes: a temporary file beside the target, moved over it only once complete.
 
+The one atomic writer of the package: images, checkpoints, exports, records and reports all
+go through ``atomic_path`` (or ``write_bytes`` / ``write_text`` for data already in memory).
+
 A crash or error mid-write never leaves a half-written checkpoint, image or record behind, and
 never clobbers an existing file (resume logic relies on that). With ``overwrite=False`` the
 "never replace" rule holds at the moment of the move, not only when a caller looked earlier:
@@ -17,6 +20,8 @@ import os
 import re
 import secrets
 from pathlib import Path
+
+from ..errors import OutputExistsError, VQCNIRError, one_line
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.tmp$")
 
@@ -58,6 +63,31 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
     except OSError:  # no hard links here (FAT, some network shares): claim the name, then fill it
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         os.replace(tmp, path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically and durably (flushed to disk before the move).
+
+    Failures raise one line naming the file: :class:`OutputExistsError` when ``overwrite`` is
+    False and ``path`` exists, :class:`VQCNIRError` for the rest (a full disk, no permission)."""
+    path = Path(path)
+    try:
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except FileExistsError:
+        raise OutputExistsError(f"{path}: already exists (kept; --overwrite replaces it)") from None
+    except OSError as error:
+        raise VQCNIRError(
+            f"{path}: cannot write the file ({error.strerror or one_line(error)})"
+        ) from error
+
+
+def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) -> None:
+    """``write_bytes`` for UTF-8 text (records, manifests, reports)."""
+    write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
 def _process_exists(pid: int) -> bool:
