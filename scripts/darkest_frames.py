@@ -15,31 +15,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-import torch
-
 from vqcnir.api import load_model, restore
-from vqcnir.imageio import LUMA_WEIGHTS, list_images, read_image, write_image
+from vqcnir.imagefiles import from_uint, images_under, luma, read_rgb, to_tensor, to_uint, write_image
 from vqcnir.metrics.full_reference import psnr
 from vqcnir.sheet import side_by_side
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.asarray(LUMA_WEIGHTS, dtype=rgb.dtype)
-
-
-def _rgb(path: Path) -> np.ndarray:
-    return read_image(path).rgb
-
-
-def _tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-
-
 def darkest(gt_dir: Path, n: int) -> list[tuple[float, Path]]:
     """The ``n`` ground-truth frames of lowest mean luma, darkest first, as (mean, relative path)."""
-    means = [(float(_luma(_rgb(path)).mean()), rel) for path, rel in list_images([gt_dir], recursive=True)]
+    means = [(float(luma(read_rgb(path)).mean()), path.relative_to(gt_dir)) for path in images_under(gt_dir)]
     return sorted(means)[:n]
 
 
@@ -56,11 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.weights, device="cpu")
     rows, lines = [], []
     for gt_mean, rel in darkest(args.gt, args.n):
-        night, gt = _rgb(args.night / rel), _rgb(args.gt / rel)
-        out = restore(model, (np.clip(night, 0, 1) * 65535 + 0.5).astype(np.uint16))
-        out = out.astype(np.float32) / 65535
-        lines.append(f"| {rel.as_posix()} | {float(_luma(night).mean()):.3f} | {float(_luma(out).mean()):.3f} | "
-                     f"{gt_mean:.3f} | {float(_luma(out).std() / _luma(gt).std()):.2f} | {float(psnr(_tensor(out), _tensor(gt))):.2f} |")
+        night, gt = read_rgb(args.night / rel), read_rgb(args.gt / rel)
+        out = from_uint(restore(model, to_uint(night, 16)))
+        lines.append(f"| {rel.as_posix()} | {float(luma(night).mean()):.3f} | {float(luma(out).mean()):.3f} | "
+                     f"{gt_mean:.3f} | {float(luma(out).std() / luma(gt).std()):.2f} | "
+                     f"{float(psnr(to_tensor(out), to_tensor(gt))):.2f} |")
         rows.append([(f"night {rel.as_posix()}", night), ("restored", out), ("ground truth", gt)])
     write_image(args.sheet, side_by_side(rows, height=args.row_height), bit_depth=8)
     print("| frame | night mean luma | restored mean luma | GT mean luma | contrast vs GT | PSNR |")
