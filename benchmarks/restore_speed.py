@@ -407,13 +407,15 @@ def main() -> None:
 def check_release(args) -> None:
     """Stops with one error line before any row runs if the release folder cannot serve."""
     problem = release_problem(args.release_src)
+    if not problem:
+        proc = subprocess.run([sys.executable, __file__, "--child-release-check", "--release-src",
+                               str(args.release_src), "--preset", args.preset], capture_output=True, text=True)
+        if proc.returncode:
+            lines = proc.stderr.strip().splitlines() or ["the release check failed"]
+            problem = next((line for line in lines if line.startswith("error: ")), lines[-1])
     if problem:
-        raise SystemExit(f"error: {problem}")
-    proc = subprocess.run([sys.executable, __file__, "--child-release-check", "--release-src", str(args.release_src),
-                           "--preset", args.preset], capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or ["error: the release check failed"]
-        raise SystemExit(next((line for line in lines if line.startswith("error: ")), lines[-1]))
+        print(problem if problem.startswith("error: ") else f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def run_all(args, runs: list[tuple], exports: Path, outputs: Path) -> bool:
