@@ -270,8 +270,6 @@ def peak_gmacs(threads: int, n: int = 3072) -> float:
 
 
 def export_for_benchmark(preset_name: str, style: str, size: tuple[int, int], folder: Path) -> Path:
-    import torch
-
     from vqcnir.export import export_onnx
 
     path = folder / f"{preset_name}-{style}-{size[0]}x{size[1]}.onnx"
