@@ -71,18 +71,50 @@ def allocator_calls(monkeypatch):
     return calls
 
 
+class BackgroundExport:
+    """`vqcnir export ARGS` in a child process. Exporting is minutes of single-threaded tracing, so
+    it starts with the session and runs beside other tests (and beside the in-process export of
+    the bundled model) instead of in front of the first test that needs the file."""
+
+    def __init__(self, path: Path, *args: str):
+        import subprocess
+
+        self.path, self.log = path, path.with_suffix(".log")
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "vqcnir", "export", str(path), *args],
+                                         stdout=log, stderr=subprocess.STDOUT)
+
+    def result(self) -> Path:
+        assert self.proc.wait() == 0, self.log.read_text()
+        return self.path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_exports(request, tmp_path_factory):
+    """Starts the exports that the selected tests will need, once, when the session begins."""
+    needed = {name for item in request.session.items for name in item.fixturenames}
+    exports = {}
+    if "paper_onnx" in needed:
+        from parity_weights import fixture_state_dict
+        from safetensors.torch import save_file
+
+        folder = tmp_path_factory.mktemp("paper_onnx")
+        weights = folder / "parity-fixture.safetensors"
+        save_file(fixture_state_dict(), str(weights))
+        # at 128x128, the size both parity fixtures pad to (a fixed size exports about 3x faster)
+        exports["paper"] = BackgroundExport(folder / "paper.onnx", "--weights", str(weights), "--size", "128x128")
+    yield exports
+    for export in exports.values():
+        export.stop()
+
+
 @pytest.fixture(scope="session")
-def paper_onnx(tmp_path_factory):
-    """The paper-size network with the parity weights, exported by `vqcnir export` at 128x128, the
-    size both parity fixtures pad to (a fixed size exports about 3x faster than a dynamic one)."""
-    from parity_weights import fixture_state_dict
-    from safetensors.torch import save_file
-
-    from vqcnir.cli import main
-
-    folder = tmp_path_factory.mktemp("paper_onnx")
-    weights = folder / "parity-fixture.safetensors"
-    save_file(fixture_state_dict(), str(weights))
-    path = folder / "paper.onnx"
-    assert main(["export", str(path), "--weights", str(weights), "--size", "128x128"]) == 0
-    return path
+def paper_onnx(background_exports):
+    """The paper-size network with the parity weights, exported by `vqcnir export` at 128x128;
+    its weights file lies next to it."""
+    return background_exports["paper"].result()

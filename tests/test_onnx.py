@@ -4,8 +4,9 @@ restorations as the torch backend (parity fixtures and the bundled model) throug
 Exporting is slow (torch.export traces a few thousand ops; about a minute for the paper-size
 network at a fixed size here), so each model is exported once per session: the paper-size
 network with the parity weights through the CLI at the fixtures' padded size (both pad to 128x128
-as the release does), and the bundled model with dynamic sizes by
-``load_model(backend="onnxruntime")``, which exports on the fly.
+as the release does), in a child process started with the session (conftest), and the bundled
+model with dynamic sizes by ``load_model(backend="onnxruntime")``, which exports on the fly, in
+the meantime.
 """
 
 import copy
@@ -42,33 +43,6 @@ def bundled_ort():
     return vqcnir.load_model(device="cpu", backend="onnxruntime")
 
 
-def test_export_is_checked_and_records_config_and_weights(paper_onnx):
-    model = onnx.load(str(paper_onnx))
-    onnx.checker.check_model(model, full_check=True)
-    meta = read_metadata(model)
-    assert json.loads(meta[CONFIG_KEY]) == VQCNIRConfig().to_dict()
-    assert meta["vqcnir_weights"] == "parity-fixture.safetensors"
-    assert meta["vqcnir_precision"] == "fp32" and meta["vqcnir_deform"] == "deformconv"
-    (graph_input,) = model.graph.input
-    dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
-    assert graph_input.name == "night" and dims == ["batch", 3, 128, 128]
-    ops = {node.op_type for node in model.graph.node}
-    assert "DeformConv" in ops and "GridSample" not in ops
-    assert min(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) == 19
-
-
-@pytest.mark.parametrize("case", ["a", "b"])
-def test_onnxruntime_matches_the_release_on_the_parity_fixtures(paper_onnx, paper_model_with_fixture_weights, case):
-    x = _fixture_input(case)
-    ort_model = OnnxRuntimeModel(paper_onnx, CPU)
-    restored = restore_tensor(ort_model, x, RestoreOptions(tile=0))[0].numpy()
-    release = np.load(FIXTURES / "parity" / f"case_{case}_restored_f32.npy")
-    assert np.abs(restored - release).max() <= PARITY
-    torch_model = prepare_for_inference(copy.deepcopy(paper_model_with_fixture_weights), CPU)
-    ours = restore_tensor(torch_model, x, RestoreOptions(tile=0))[0].numpy()
-    assert np.abs(restored - ours).max() <= PARITY
-
-
 def test_onnxruntime_matches_torch_on_the_bundled_model_for_any_batch_and_size(bundled_ort):
     torch_model = vqcnir.load_model(device="cpu")
     assert bundled_ort.config == preset("small") and bundled_ort.weights_name == "vqcnir-small-night.safetensors"
@@ -88,25 +62,6 @@ def test_onnxruntime_matches_torch_on_the_bundled_model_for_any_batch_and_size(b
     ort_plan = auto_tile_plan(bundled_ort, 2000, 3000, torch.float32, 2**30, CPU)
     torch_plan = auto_tile_plan(torch_model, 2000, 3000, torch.float32, 2**30, CPU)
     assert ort_plan.tile < torch_plan.tile
-
-
-def test_restore_cli_runs_an_onnx_file_like_its_checkpoint(paper_onnx, tmp_path, capsys):
-    night = tmp_path / "night"
-    night.mkdir()
-    from PIL import Image
-
-    pixels = (_fixture_input("b")[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    Image.fromarray(pixels).save(night / "b.png")
-    weights = paper_onnx.parent / "parity-fixture.safetensors"
-    assert main(["restore", str(night), "-o", str(tmp_path / "ort"), "--weights", str(paper_onnx)]) == 0
-    assert main(["restore", str(night), "-o", str(tmp_path / "torch"), "--weights", str(weights)]) == 0
-    a = np.asarray(Image.open(tmp_path / "ort" / "b.png"), dtype=int)
-    b = np.asarray(Image.open(tmp_path / "torch" / "b.png"), dtype=int)
-    assert np.abs(a - b).max() <= 1
-    # a fixed-size export refuses other sizes in one line
-    Image.fromarray(pixels[:40]).save(night / "small.png")
-    assert main(["restore", str(night / "small.png"), "-o", str(tmp_path / "ort"), "--weights", str(paper_onnx)]) == 1
-    assert "exported for 128x128 only" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("style", ["deformconv", "gridsample"])
@@ -199,3 +154,51 @@ def test_bad_onnx_use_is_one_error_line(tmp_path, kind, args, says, capsys):
     assert main(["restore", str(night), "-o", str(tmp_path / "out"), "--weights", str(model), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and says in err[0]
+
+
+# The paper-size export runs in the background from the session's start (conftest.BackgroundExport):
+# the tests that need it come last.
+def test_export_is_checked_and_records_config_and_weights(paper_onnx):
+    model = onnx.load(str(paper_onnx))
+    onnx.checker.check_model(model, full_check=True)
+    meta = read_metadata(model)
+    assert json.loads(meta[CONFIG_KEY]) == VQCNIRConfig().to_dict()
+    assert meta["vqcnir_weights"] == "parity-fixture.safetensors"
+    assert meta["vqcnir_precision"] == "fp32" and meta["vqcnir_deform"] == "deformconv"
+    (graph_input,) = model.graph.input
+    dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+    assert graph_input.name == "night" and dims == ["batch", 3, 128, 128]
+    ops = {node.op_type for node in model.graph.node}
+    assert "DeformConv" in ops and "GridSample" not in ops
+    assert min(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) == 19
+
+
+@pytest.mark.parametrize("case", ["a", "b"])
+def test_onnxruntime_matches_the_release_on_the_parity_fixtures(paper_onnx, paper_model_with_fixture_weights, case):
+    x = _fixture_input(case)
+    ort_model = OnnxRuntimeModel(paper_onnx, CPU)
+    restored = restore_tensor(ort_model, x, RestoreOptions(tile=0))[0].numpy()
+    release = np.load(FIXTURES / "parity" / f"case_{case}_restored_f32.npy")
+    assert np.abs(restored - release).max() <= PARITY
+    torch_model = prepare_for_inference(copy.deepcopy(paper_model_with_fixture_weights), CPU)
+    ours = restore_tensor(torch_model, x, RestoreOptions(tile=0))[0].numpy()
+    assert np.abs(restored - ours).max() <= PARITY
+
+
+def test_restore_cli_runs_an_onnx_file_like_its_checkpoint(paper_onnx, tmp_path, capsys):
+    night = tmp_path / "night"
+    night.mkdir()
+    from PIL import Image
+
+    pixels = (_fixture_input("b")[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(night / "b.png")
+    weights = paper_onnx.parent / "parity-fixture.safetensors"
+    assert main(["restore", str(night), "-o", str(tmp_path / "ort"), "--weights", str(paper_onnx)]) == 0
+    assert main(["restore", str(night), "-o", str(tmp_path / "torch"), "--weights", str(weights)]) == 0
+    a = np.asarray(Image.open(tmp_path / "ort" / "b.png"), dtype=int)
+    b = np.asarray(Image.open(tmp_path / "torch" / "b.png"), dtype=int)
+    assert np.abs(a - b).max() <= 1
+    # a fixed-size export refuses other sizes in one line
+    Image.fromarray(pixels[:40]).save(night / "small.png")
+    assert main(["restore", str(night / "small.png"), "-o", str(tmp_path / "ort"), "--weights", str(paper_onnx)]) == 1
+    assert "exported for 128x128 only" in capsys.readouterr().err
