@@ -18,16 +18,29 @@ def grey8(rgb: np.ndarray) -> np.ndarray:
     return to_uint(rgb @ _LUMA, 8)
 
 
+def make_dis(preset: str = "medium", tuning: tuple[tuple[str, float], ...] = ()):
+    """A DIS flow of ``preset`` with some of its parameters changed, e.g. ``(("PatchSize", 12),)``
+    calls ``setPatchSize(12)``."""
+    cv2 = require_cv2()
+    dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
+    for name, value in tuning:
+        getattr(dis, f"set{name}")(value)
+    return dis
+
+
 class PairWarp:
     """Maps frame t-1 onto frame t. ``mask`` keeps the pixels of frame t that the flow tracks
     both ways (Sundaram et al. 2010: |b(x) + f(x + b(x))|^2 < 0.01 (|b|^2 + |f(x + b(x))|^2) + 0.5)
-    and that come from inside frame t-1; occluded, disoccluded and badly tracked pixels fail it."""
+    and that come from inside frame t-1; occluded, disoccluded and badly tracked pixels fail it.
 
-    def __init__(self, before: np.ndarray, now: np.ndarray, preset: str = "medium"):
+    ``before`` and ``now`` are H x W x 3 float RGB in [0, 1] (the flow is found on their luma) or
+    H x W uint8 images that the flow is found on as they are."""
+
+    def __init__(self, before: np.ndarray, now: np.ndarray, preset: str = "medium", dis=None):
         cv2 = require_cv2()
         self._cv2 = cv2
-        dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
-        g0, g1 = grey8(before), grey8(now)
+        dis = dis if dis is not None else make_dis(preset)
+        g0, g1 = (x if x.ndim == 2 else grey8(x) for x in (before, now))
         back = dis.calc(g1, g0, None)   # now(x) ~ before(x + back(x))
         fwd = dis.calc(g0, g1, None)    # before(y) ~ now(y + fwd(y))
         h, w = g0.shape
