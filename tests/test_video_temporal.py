@@ -57,7 +57,7 @@ def test_a_real_light_change_passes_through():
     assert means[4] > 1.3 * means[3]
 
 
-@pytest.mark.parametrize("speed", [2, 6])
+@pytest.mark.parametrize("speed", [1, 2, 6])
 def test_moving_objects_leave_no_trail(speed):
     rng = np.random.default_rng(2)
     bg = background()
