@@ -52,6 +52,29 @@ class PairWarp:
         inside = (self.map_x >= 0) & (self.map_x <= w - 1) & (self.map_y >= 0) & (self.map_y <= h - 1)
         self.mask = (loop < 0.01 * scale + 0.5) & inside
 
+    def follow_global_motion(self, tolerance: float) -> None:
+        """Replace the flow by the camera's motion where they agree. A homography fitted (RANSAC)
+        to the flow every 8 px is the motion of a camera panning, zooming and shaking over a
+        distant scene; where the dense flow is within about ``tolerance`` px of it, the dense
+        flow's own noise is dropped for it (the weight falls as exp(-(distance / tolerance)^2));
+        moving objects and near objects keep their dense flow."""
+        cv2 = self._cv2
+        h, w = self.map_x.shape
+        ys, xs = np.mgrid[4:h:8, 4:w:8]
+        src = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+        dst = np.stack([self.map_x[ys, xs].ravel(), self.map_y[ys, xs].ravel()], axis=1)
+        if len(src) < 8:
+            return
+        homography, _ = cv2.findHomography(src, dst, cv2.RANSAC, 0.5)
+        if homography is None:
+            return
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        camera = cv2.perspectiveTransform(np.stack([gx, gy], axis=-1).reshape(-1, 1, 2), homography)
+        cam_x, cam_y = (c.astype(np.float32) for c in camera.reshape(h, w, 2).transpose(2, 0, 1))
+        agree = np.exp(-(np.square(cam_x - self.map_x) + np.square(cam_y - self.map_y)) / np.float32(tolerance) ** 2)
+        self.map_x += agree * (cam_x - self.map_x)
+        self.map_y += agree * (cam_y - self.map_y)
+
     def warp(self, before: np.ndarray) -> np.ndarray:
         """``before`` (frame t-1, or anything aligned with it) moved onto frame t, bilinearly."""
         return self._cv2.remap(before, self.map_x, self.map_y, self._cv2.INTER_LINEAR,
