@@ -57,7 +57,7 @@ class PairWarp:
         to the flow every 8 px is the motion of a camera panning, zooming and shaking over a
         distant scene; where the dense flow is within about ``tolerance`` px of it, the dense
         flow's own noise is dropped for it (the weight falls as exp(-(distance / tolerance)^2));
-        moving objects and near objects keep their dense flow."""
+        moving objects and near objects keep their dense flow and its ``mask``."""
         cv2 = self._cv2
         h, w = self.map_x.shape
         ys, xs = np.mgrid[4:h:8, 4:w:8]
@@ -74,6 +74,11 @@ class PairWarp:
         agree = np.exp(-(np.square(cam_x - self.map_x) + np.square(cam_y - self.map_y)) / np.float32(tolerance) ** 2)
         self.map_x += agree * (cam_x - self.map_x)
         self.map_y += agree * (cam_y - self.map_y)
+        # The camera's motion is consistent both ways by construction: where the flow snaps to it,
+        # a failed forward-backward check was the dense flow's noise (flat, noisy regions), not an
+        # occlusion; what leaves the frame still fails.
+        inside = (self.map_x >= 0) & (self.map_x <= w - 1) & (self.map_y >= 0) & (self.map_y <= h - 1)
+        self.mask = (self.mask | (agree > 0.5)) & inside
 
     def warp(self, before: np.ndarray) -> np.ndarray:
         """``before`` (frame t-1, or anything aligned with it) moved onto frame t, bilinearly."""
