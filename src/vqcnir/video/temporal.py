@@ -166,7 +166,7 @@ class Stabilizer:
         out = np.clip(current + weight[..., None] * (warped - current), 0.0, 1.0)
         if s.flow_source == "night" and s.guide_memory > 0:
             # A guide averaged along the flow is nearly noise-free on the previous frame's side,
-            # which halves the noise that the flow of the next pair sees.
+            # which lowers the noise that the flow of the next pair sees.
             guide = guide + (np.float32(s.guide_memory) * pair.mask) * (pair.warp(self.guide) - guide)
         return out, guide
 
