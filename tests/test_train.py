@@ -413,6 +413,21 @@ def test_cpu_budget_ends_the_run_and_a_resume_keeps_counting(tmp_path):
         tiny(1, tmp_path, "train.cpu_budget_min=0")
 
 
+def test_patience_ends_the_run_when_validation_stops_improving(tmp_path, monkeypatch):
+    import vqcnir.train.loop as loop
+
+    scores = iter([20.0, 21.0, 20.5, 20.9, 25.0, 30.0])  # best at 2; 3 and 4 do not beat it
+    monkeypatch.setattr(loop, "validate", lambda trainer, it: {"psnr": next(scores)})
+    opts = ("train.total_iter=50", "logging.save_every=100", "val.every=1", "data.num_workers=0")
+    r = run_training(tiny(1, tmp_path, *opts, "train.patience=2"), device="cpu")
+    exp = tmp_path / "tiny-stage1"
+    assert (r["iter"], r["plateaued"], r["best"]["iter"]) == (4, True, 2)
+    assert (exp / "training_states" / "4.state").is_file()  # resumable where it stopped
+    assert "has not beaten its best (21.0000 @ 2) for 2 validations" in (exp / "log.txt").read_text()
+    with pytest.raises(VQCNIRError, match="train.patience must be"):
+        tiny(1, tmp_path, "train.patience=0")
+
+
 def test_charbonnier_and_frequency_losses():
     from vqcnir.train.losses import frequency_loss, pixel_loss
 

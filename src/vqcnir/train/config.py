@@ -112,6 +112,9 @@ class TrainSection:
     # stop once the run has used this many CPU-minutes (this process and its loader workers,
     # counted across resumes): a fixed budget that a busy, shared machine does not distort
     cpu_budget_min: Optional[float] = None
+    # stop once this many validations in a row have not beaten the best one (val.best_metric):
+    # train for as long as validation keeps improving
+    patience: Optional[int] = None
 
 
 @dataclass
@@ -394,6 +397,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"train.losses.pixel_kind {losses.pixel_kind!r} is not one of {', '.join(PIXEL_KINDS)}")
     if t.cpu_budget_min is not None and not t.cpu_budget_min > 0:
         problems.append("train.cpu_budget_min must be a positive number of minutes (or null)")
+    if t.patience is not None and not (isinstance(t.patience, int) and t.patience >= 1):
+        problems.append("train.patience must be a whole number of validations >= 1 (or null)")
     if losses.perceptual > 0 and losses.perceptual_net == "none":
         problems.append("train.losses.perceptual > 0 needs a perceptual_net (or set the weight to 0)")
     if cfg.stage == 2 and not cfg.stage2.stage1_checkpoint:

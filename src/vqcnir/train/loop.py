@@ -29,7 +29,7 @@ from ..engine import choose_device
 from . import distributed as D
 from . import logs, setup
 from .config import TrainConfig
-from .meters import Timings, Window, budget_spent, out_of_time, process_tree_cpu_seconds
+from .meters import Timings, Window, budget_spent, out_of_time, plateaued, process_tree_cpu_seconds
 from .resume import load_training_state, save_run
 from .stage1 import Stage1
 from .stage2 import Stage2
@@ -100,7 +100,7 @@ class Trainer:
             self.cpu_start = process_tree_cpu_seconds()
         loader = iter(self.loader)
         it = self.start_iter
-        stopped_early = spent = False
+        stopped_early = spent = stale = False
         try:
             while it < total_iter:
                 t0 = time.perf_counter()
@@ -122,11 +122,12 @@ class Trainer:
                     if self.dist.is_main:
                         logs.log_validation(self, it, validate(self, it))
                     D.barrier(self.dist)
+                    stale = it < total_iter and plateaued(self, it)
                 spent = it < total_iter and budget_spent(self)
-                saved = it % lg.save_every == 0 or it == total_iter or spent
+                saved = it % lg.save_every == 0 or it == total_iter or spent or stale
                 if saved:
                     self.save(it)
-                if spent:
+                if spent or stale:
                     break
                 if it < total_iter and out_of_time(self, deadline):
                     stopped_early = True
@@ -135,12 +136,16 @@ class Trainer:
                     break
         finally:
             bar.close()
-        return self._finish(it, stopped_early, spent)
+        return self._finish(it, stopped_early, spent, stale)
 
-    def _finish(self, it: int, stopped_early: bool, spent: bool) -> dict:
+    def _finish(self, it: int, stopped_early: bool, spent: bool, stale: bool) -> dict:
         """Say how the run ended, and return what ``run_training`` reports."""
         cfg = self.cfg
-        if spent:
+        if stale:
+            self.log(f"finished {cfg.name} at iteration {it}: validation {self.best['metric']} has not beaten "
+                     f"its best ({self.best['value']:.4f} @ {self.best['iter']}) for {cfg.train.patience} "
+                     f"validations (train.patience)")
+        elif spent:
             self.log(f"finished {cfg.name} at iteration {it}: its CPU budget of "
                      f"{cfg.train.cpu_budget_min:g} min is used ({self.cpu_seconds() / 60:.1f} CPU-min)")
         elif stopped_early:
@@ -149,7 +154,7 @@ class Trainer:
         else:
             self.log(f"finished {cfg.name} at iteration {it}"
                      + (f"; {self.skipped} steps skipped" if self.skipped else ""))
-        return {"iter": it, "stopped_early": stopped_early, "budget_spent": spent,
+        return {"iter": it, "stopped_early": stopped_early, "budget_spent": spent, "plateaued": stale,
                 "cpu_seconds": self.cpu_seconds(), "best": self.best, "skipped": self.skipped,
                 "experiment": str(self.exp_dir),
                 "history": self.timings.history, "data_time": self.timings.data, "step_time": self.timings.step,

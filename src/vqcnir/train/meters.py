@@ -95,6 +95,15 @@ def budget_spent(t) -> bool:
     return _everyone_agrees(t, t.cpu_seconds() >= budget * 60)
 
 
+def plateaued(t, it: int) -> bool:
+    """Whether ``train.patience`` validations in a row, up to iteration ``it``, have not beaten
+    the best one (only rank 0 validates; every rank gets its answer)."""
+    patience = t.cfg.train.patience
+    if patience is None:
+        return False
+    return _everyone_agrees(t, bool(t.best) and it - t.best["iter"] >= patience * t.cfg.val.every)
+
+
 def out_of_time(t, deadline: float | None) -> bool:
     """Whether the ``time.monotonic()`` deadline has passed."""
     if deadline is None:
