@@ -9,6 +9,12 @@ training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8.
     python scripts/recipe_search.py run --photos data/train --val data/valset/test --root experiments/search
     python scripts/recipe_search.py run ... --arms control,no_perc      # some arms only
     python scripts/recipe_search.py report --root experiments/search    # the table and the plot
+    python scripts/recipe_search.py final --arm ARM --photos data/train --val data/valset   # the winner, longer
+
+``final`` trains the winning arm on for as long as validation keeps improving: its stage 1
+continues as ``final-stage1`` (a copy, so the search's own runs stay as they were scored) and a
+stage 2 named ``final`` starts from the arm's restorer against it; each stops at its CPU budget
+or once ``--patience`` validations in a row have not beaten its best (``train.patience``).
 
 Each run is single-threaded (CPU time then measures work, not threads spinning at barriers), so
 two searches with different ``--arms`` lists can share a 2-core machine; they never train the
@@ -24,6 +30,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -56,6 +63,7 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "d_only": ("small", ["model.use_aiem=false", "model.use_dbca=false"]),
 }
 
+PRESET = "small"  # the shipped presets the runs build on (tests use "tiny")
 STAGE1_CPU_MIN = 60.0
 STAGE2_CPU_MIN = 45.0
 VAL_EVERY = 400
@@ -95,18 +103,18 @@ def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: f
     # busy machine, and two runs side by side use both cores
     subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     ends = re.findall(r"(?:finished|stopped) \S+ at iteration .*", (exp / "log.txt").read_text())
-    if not ends or "CPU budget" not in ends[-1]:
+    if not ends or not ("CPU budget" in ends[-1] or "train.patience" in ends[-1]):
         return "paused"
     finished.write_text(json.dumps({"finished": time.strftime("%Y-%m-%d %H:%M")}) + "\n")
     return "done"
 
 
-def _score(root: Path, arm: str, val: Path) -> dict:
-    """Restore the validation night images with the arm's last EMA weights and score them."""
+def _score(root: Path, arm: str, val: Path, weights_file: str) -> dict:
+    """Restore the validation night images with one of the run's EMA weights and score them."""
     from vqcnir.metrics.evaluate import evaluate_folders
 
     out = root / arm / "val_restored"
-    weights = root / arm / "models" / "net_g_latest.pth"
+    weights = root / arm / "models" / weights_file
     subprocess.run([sys.executable, "-m", "vqcnir", "restore", str(val / "low_blur_noise"), "-o", str(out),
                     "--recursive", "--overwrite", "--weights", str(weights), "--device", "cpu"], check=True,
                    stdout=subprocess.DEVNULL)
@@ -123,34 +131,75 @@ def _curve(log: str) -> list[tuple[float, float]]:
             re.finditer(r"validation @ \d+: psnr ([\d.]+).*?\(cpu ([\d.]+) min\)", log)]
 
 
+def _val_opts(val: Path, stage: int) -> list[str]:
+    """Validation on the fixed set; stage 1 reconstructs its sharp side."""
+    night = val / ("high_sharp_scaled" if stage == 1 else "low_blur_noise")
+    return [f"val.night_dir={night.as_posix()}", f"val.gt_dir={(val / 'high_sharp_scaled').as_posix()}",
+            "val.num_images=24", "val.crop=null", f"val.every={VAL_EVERY}"]
+
+
+def _stage1_opts(photos: str, family: str, val: Path) -> list[str]:
+    return [f"data.root={photos}", "data.kind=sharp", "train.losses.adversarial=0", "codebook.restart_every=200",
+            *FAMILIES[family], *_val_opts(val, 1)]
+
+
+def _stage2_opts(photos: str, family: str, arm: str, stage1: Path, val: Path) -> list[str]:
+    return [f"data.root={photos}", f"stage2.stage1_checkpoint={stage1.as_posix()}",
+            *FAMILIES[family], *CONTROL, *ARMS[arm][1], *_val_opts(val, 2)]
+
+
+def _scores(root: Path, name: str, val: Path, weights_file: str = "net_g_latest.pth") -> dict:
+    scores = root / name / "scores.json"
+    if not scores.is_file():
+        scores.write_text(json.dumps(_score(root, name, val, weights_file), indent=2) + "\n")
+    print(f"{name}: {scores.read_text()}", flush=True)
+    return json.loads(scores.read_text())
+
+
+def _check_arms(arms: list[str]) -> None:
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"error: unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
+
+
 def run(args) -> int:
     root, val = Path(args.root), Path(args.val)
     deadline = time.monotonic() + args.hours * 3600
     arms = args.arms.split(",") if args.arms else list(ARMS)
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown:
-        raise SystemExit(f"error: unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
-    val_opts = [f"val.night_dir={(val / 'low_blur_noise').as_posix()}",
-                f"val.gt_dir={(val / 'high_sharp_scaled').as_posix()}", "val.num_images=24",
-                "val.crop=null", f"val.every={VAL_EVERY}"]
+    _check_arms(arms)
     for arm in arms:
-        family, opts = ARMS[arm]
+        family = ARMS[arm][0]
         stage1 = f"stage1-{family}"
-        # stage 1 reconstructs the validation set's sharp images, and trains on every photo
-        sharp_val = [f"val.night_dir={(val / 'high_sharp_scaled').as_posix()}",
-                     f"val.gt_dir={(val / 'high_sharp_scaled').as_posix()}", *val_opts[2:]]
-        if _train(root, stage1, "small-stage1", [f"data.root={args.photos}", "data.kind=sharp",
-                                                "train.losses.adversarial=0", "codebook.restart_every=200",
-                                                *FAMILIES[family], *sharp_val], STAGE1_CPU_MIN, deadline) != "done":
+        if _train(root, stage1, f"{PRESET}-stage1", _stage1_opts(args.photos, family, val),
+                  STAGE1_CPU_MIN, deadline) != "done":
             return 0
-        if _train(root, arm, "small-stage2", [
-                f"data.root={args.photos}", f"stage2.stage1_checkpoint={(root / stage1 / 'models' / 'net_g_latest.pth').as_posix()}",
-                *FAMILIES[family], *CONTROL, *opts, *val_opts], STAGE2_CPU_MIN, deadline) != "done":
+        checkpoint = root / stage1 / "models" / "net_g_latest.pth"
+        if _train(root, arm, f"{PRESET}-stage2", _stage2_opts(args.photos, family, arm, checkpoint, val),
+                  STAGE2_CPU_MIN, deadline) != "done":
             return 0
-        scores = root / arm / "scores.json"
-        if not scores.is_file():
-            scores.write_text(json.dumps(_score(root, arm, val), indent=2) + "\n")
-        print(f"{arm}: {scores.read_text()}", flush=True)
+        _scores(root, arm, val)
+    return 0
+
+
+def final(args) -> int:
+    root, val, arm = Path(args.root), Path(args.val), args.arm
+    _check_arms([arm])
+    family = ARMS[arm][0]
+    if not (root / arm / "finished.json").is_file():
+        raise SystemExit(f"error: arm {arm} has not finished its search run in {root}")
+    deadline = time.monotonic() + args.hours * 3600
+    patience = [f"train.patience={args.patience}"]
+    stage1 = root / "final-stage1"
+    if not stage1.exists():  # continue the family's stage 1 in a copy: the search's runs stay as scored
+        shutil.copytree(root / f"stage1-{family}", stage1, ignore=shutil.ignore_patterns("finished.json", "*.lock"))
+    if _train(root, stage1.name, f"{PRESET}-stage1", [*_stage1_opts(args.photos, family, val), *patience],
+              args.stage1_cpu_min, deadline) != "done":
+        return 0
+    opts = _stage2_opts(args.photos, family, arm, stage1 / "models" / "net_g_best.pth", val)
+    opts.append(f"stage2.init_from={(root / arm / 'models' / 'net_g_latest.pth').as_posix()}")
+    if _train(root, "final", f"{PRESET}-stage2", [*opts, *patience], args.cpu_min, deadline) != "done":
+        return 0
+    _scores(root, "final", val, "net_g_best.pth")  # the best validation, not the patience steps after it
     return 0
 
 
@@ -207,6 +256,18 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--root", default="experiments/search")
     q.add_argument("--plot", help="PNG of validation PSNR against CPU-minutes")
     q.set_defaults(func=report)
+    f = sub.add_parser("final", help="train the winning arm on while validation improves (resumable)")
+    f.add_argument("--arm", required=True, help="the search's winning arm")
+    f.add_argument("--photos", required=True)
+    f.add_argument("--val", required=True)
+    f.add_argument("--root", default="experiments/search")
+    f.add_argument("--stage1-cpu-min", type=float, default=300.0,
+                   help="stage 1's total CPU-minutes, the search's included (default 300)")
+    f.add_argument("--cpu-min", type=float, default=720.0, help="stage 2's CPU-minutes (default 720)")
+    f.add_argument("--patience", type=int, default=6,
+                   help="stop a stage once this many validations in a row have not beaten its best (default 6)")
+    f.add_argument("--hours", type=float, default=1000.0, help="stop (resumably) after this much wall time")
+    f.set_defaults(func=final)
     args = p.parse_args(argv)
     return args.func(args)
 

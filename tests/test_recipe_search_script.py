@@ -1,0 +1,60 @@
+"""scripts/recipe_search.py end to end with the tiny network: an arm trains both stages at a
+fixed CPU budget and is scored; `final` continues it in copies; `report` tables it."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _photos_and_val(tmp_path):
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):  # smooth random photos
+        small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((160, 144), Image.BILINEAR).save(photos / f"p{i}.png")
+    val = tmp_path / "val"
+    for side, scale in (("high_sharp_scaled", 1.0), ("low_blur_noise", 0.2)):
+        (val / side / "a").mkdir(parents=True)
+        for i in range(2):
+            sharp = np.asarray(Image.open(photos / f"p{i}.png"), np.float32)[:32, :48]
+            Image.fromarray((sharp * scale).astype(np.uint8)).save(val / side / "a" / f"{i}.png")
+    return photos, val
+
+
+def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
+    search = load_script("recipe_search")
+    monkeypatch.setattr(search, "PRESET", "tiny")
+    monkeypatch.setattr(search, "FAMILIES", {"small": ["data.synth_length=8", "data.batch_size=2", "data.num_workers=0"]})
+    monkeypatch.setattr(search, "CONTROL", ["data.crop=32", "data.batch_size=2", "data.num_workers=0"])
+    monkeypatch.setattr(search, "VAL_EVERY", 1)
+    monkeypatch.setattr(search, "STAGE1_CPU_MIN", 0.001)  # a budget below one iteration's CPU time
+    monkeypatch.setattr(search, "STAGE2_CPU_MIN", 0.001)
+    photos, val = _photos_and_val(tmp_path)
+    root = tmp_path / "search"
+    common = ["--photos", str(photos), "--val", str(val), "--root", str(root)]
+
+    assert search.main(["run", *common, "--arms", "control"]) == 0
+    for run in ("stage1-small", "control"):
+        assert (root / run / "finished.json").is_file()
+        assert "its CPU budget of 0.001 min is used" in (root / run / "log.txt").read_text()
+    scores = json.loads((root / "control" / "scores.json").read_text())
+    assert set(scores) >= {"psnr", "ssim", "blockiness8", "gt_mean_psnr", "gt_blockiness8"}
+    assert all(np.isfinite(v) for v in scores.values())
+
+    assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "0.002",
+                        "--cpu-min", "0.001"]) == 0
+    stage1_log = (root / "final-stage1" / "log.txt").read_text()
+    assert "resumed from" in stage1_log  # a continuation of the search's stage 1, in a copy
+    assert not (root / "stage1-small" / "models" / "net_g_2.pth").exists()
+    final_log = (root / "final" / "log.txt").read_text()
+    assert "trained parts initialised from" in final_log and "control" in final_log  # the arm's restorer
+    assert "final-stage1/models/net_g_best.pth" in (root / "final" / "config.yaml").read_text()  # continued stage 1
+    assert (root / "final" / "scores.json").is_file()
+
+    assert search.main(["report", "--root", str(root)]) == 0
+    assert "| control | small |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="arm no_perc has not finished"):
+        search.main(["final", *common, "--arm", "no_perc"])
