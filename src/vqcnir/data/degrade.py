@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VQCNIRError
-from ..imagefiles import LUMA_WEIGHTS, to_uint
+from ..imagefiles import luma, to_uint
 from .color import (
     lightness, lightness_from_luminance, linear_to_srgb, luminance,
     luminance_from_lightness, srgb_to_linear,
@@ -208,7 +208,6 @@ def blur(rgb: np.ndarray, kernel: np.ndarray, *, highlight_alpha: float = 0.0,
 
 
 # ----------------------------------------------------------------------------- noise
-GREY_WEIGHTS = np.array(LUMA_WEIGHTS, dtype=np.float32)
 
 
 def photon_levels(rgb: np.ndarray) -> int:
@@ -229,7 +228,7 @@ def gaussian_noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator,
 def poisson_noise(rgb: np.ndarray, scale: float, rng: np.random.Generator, grey: bool = False,
                   levels: int | None = None) -> np.ndarray:
     levels = photon_levels(rgb) if levels is None else levels
-    base = (rgb @ GREY_WEIGHTS)[..., None] if grey else rgb
+    base = luma(rgb)[..., None] if grey else rgb
     noise = rng.poisson(np.clip(base, 0.0, None) * levels).astype(np.float32) / levels - base
     return np.clip(rgb + np.float32(scale) * noise, 0.0, 1.0)
 

@@ -58,7 +58,7 @@ def from_uint(array: np.ndarray) -> np.ndarray:
 
 def luma(rgb: np.ndarray) -> np.ndarray:
     """H×W×3 RGB (float, or uint8/uint16) to H×W float32 Rec. 601 luma."""
-    values = from_uint(rgb) if rgb.dtype in (np.uint8, np.uint16) else rgb.astype(np.float32)
+    values = from_uint(rgb) if rgb.dtype in (np.uint8, np.uint16) else rgb.astype(np.float32, copy=False)
     return values @ _LUMA_WEIGHTS
 
 

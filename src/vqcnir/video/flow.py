@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..imagefiles import LUMA_WEIGHTS, to_uint
+from ..imagefiles import luma, to_uint
 from . import require_cv2
 
-_LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 PRESETS = ("ultrafast", "fast", "medium")
 
 
 def grey8(rgb: np.ndarray) -> np.ndarray:
     """8-bit BT.601 luma of an H x W x 3 float image in [0, 1]: what DIS works on."""
-    return to_uint(rgb @ _LUMA, 8)
+    return to_uint(luma(rgb), 8)
 
 
 def make_dis(preset: str = "medium", tuning: tuple[tuple[str, float], ...] = ()):

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..imagefiles import LUMA_WEIGHTS, to_uint
+from ..imagefiles import luma, to_uint
 from .flow import PairWarp, make_dis
 
-_LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 GUIDE_MEAN = 0.4    # the night luma is scaled to this mean before the flow sees it
 DETAIL_SIGMA = 12.0  # px: the flow sees the guide minus this blur of it (its detail), amplified
 
@@ -102,7 +101,7 @@ class Stabilizer:
     def _tone(self, night: np.ndarray, restored: np.ndarray) -> np.ndarray:
         s = self.settings
         means = restored.reshape(-1, 3).mean(axis=0).astype(np.float64)
-        night_mean = float((night.reshape(-1, 3) @ _LUMA).mean())
+        night_mean = float(luma(night).mean())
         if self.reference is None:
             self.reference, self.night_mean = means, night_mean
             return restored
@@ -126,10 +125,10 @@ class Stabilizer:
 
         s = self.settings
         if s.flow_source == "restored":
-            return restored @ _LUMA
-        luma = night @ _LUMA
-        luma *= np.float32(GUIDE_MEAN / max(float(luma.mean()), 1e-4))
-        return cv2.GaussianBlur(luma, (0, 0), s.guide_sigma) if s.guide_sigma > 0 else luma
+            return luma(restored)
+        grey = luma(night)
+        grey *= np.float32(GUIDE_MEAN / max(float(grey.mean()), 1e-4))
+        return cv2.GaussianBlur(grey, (0, 0), s.guide_sigma) if s.guide_sigma > 0 else grey
 
     def _flow_image(self, guide: np.ndarray) -> np.ndarray:
         """The 8-bit image DIS sees: the guide's detail amplified around mid-grey, so that a soft
