@@ -582,19 +582,11 @@ def _make_bad(tmp_path, case: str):
             warnings.simplefilter("ignore")
             tifffile.imwrite(path, np.zeros((0, 5), np.uint8))
         return path
-    if case == "five_channels":
-        path = tmp_path / "five.tif"
-        tifffile.imwrite(
-            path, np.zeros((4, 4, 5), np.uint8), photometric="rgb", planarconfig="contig",
-            extrasamples=["unassalpha", "unspecified"],
-        )
-        return path
-    if case == "grey_with_two_extras":
-        path = tmp_path / "grey3.tif"
-        tifffile.imwrite(
-            path, np.zeros((4, 4, 3), np.uint8), photometric="minisblack", planarconfig="contig",
-            extrasamples=["unassalpha", "unspecified"],
-        )
+    if case in ("five_channels", "grey_with_two_extras"):  # colour or grey, plus alpha and one more
+        path = tmp_path / f"{case}.tif"
+        channels, photometric = (5, "rgb") if case == "five_channels" else (3, "minisblack")
+        tifffile.imwrite(path, np.zeros((4, 4, channels), np.uint8), photometric=photometric,
+                         planarconfig="contig", extrasamples=["unassalpha", "unspecified"])
         return path
     if case == "float_tiff":
         path = tmp_path / "float.tif"
