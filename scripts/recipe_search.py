@@ -11,6 +11,12 @@ training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8.
     python scripts/recipe_search.py report --root experiments/search    # the table and the plot
     python scripts/recipe_search.py final --arm ARM --photos data/train --val data/valset   # the winner, longer
 
+Every finished run is also copied into the committed record (``--record``, default
+``records/recipe_search/``): its log, config and scores, and for a stage 1 its weights (fp32
+safetensors, which the arms then train against). A run found finished in the record is not
+trained again, so the search survives the loss of its working folder (``--root``), and
+``report`` re-makes the table and plot from the record alone.
+
 ``final`` trains the winning arm on for as long as validation keeps improving: its stage 1
 continues as ``final-stage1`` (a copy, so the search's own runs stay as they were scored) and a
 stage 2 named ``final`` starts from the arm's restorer against it; each stops at its CPU budget
@@ -67,6 +73,9 @@ PRESET = "small"  # the shipped presets the runs build on (tests use "tiny")
 STAGE1_CPU_MIN = 60.0
 STAGE2_CPU_MIN = 45.0
 VAL_EVERY = 400
+RECORD = Path(__file__).resolve().parents[1] / "records" / "recipe_search"
+RECORD_FILES = ("log.txt", "config.yaml", "finished.json", "scores.json")
+STAGE1_WEIGHTS = "stage1.safetensors"  # in the record: what every arm of the family trains against
 
 
 def _precision() -> str:
@@ -75,13 +84,41 @@ def _precision() -> str:
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
-def _train(root: Path, name: str, preset: str, opts: list[str], budget: float, deadline: float) -> str:
-    """Train (or resume) one run; returns "done", or "paused" if --hours ran out first. Two
-    searches running side by side (one per core) wait for each other's runs, never share one."""
+def _train(root: Path, record: Path, name: str, preset: str, opts: list[str], budget: float,
+           deadline: float) -> str:
+    """Train (or resume) one run unless the record holds it finished; returns "done", or "paused"
+    if --hours ran out first. Two searches running side by side (one per core) wait for each
+    other's runs, never share one."""
+    if (record / name / "finished.json").is_file():
+        return "done"
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _train_locked(root, name, preset, opts, budget, deadline)
+        status = _train_locked(root, name, preset, opts, budget, deadline)
+    if status == "done":
+        _keep(root, record, name)
+    return status
+
+
+def _keep(root: Path, record: Path, name: str) -> None:
+    """Copy a finished run's log, config and scores (and a stage 1's weights) into the record."""
+    from vqcnir.weights import convert
+
+    kept = record / name
+    kept.mkdir(parents=True, exist_ok=True)
+    for file in RECORD_FILES:
+        if (root / name / file).is_file():
+            text = (root / name / file).read_text()
+            # the record is committed: paths relative to where the search ran, not this machine's
+            text = re.sub(r"(?<=: )/\S+", lambda m: os.path.relpath(m.group(0)), text)
+            (kept / file).write_text(text)
+    if name.startswith("stage1-") and not (kept / STAGE1_WEIGHTS).is_file():
+        convert(root / name / "models" / "net_g_latest.pth", kept / STAGE1_WEIGHTS)
+
+
+def _recorded(root: Path, record: Path, name: str, file: str) -> Path | None:
+    """A run's file from the working folder, else from the record; None if neither has it."""
+    return next((p for p in (root / name / file, record / name / file) if p.is_file()), None)
 
 
 def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: float, deadline: float) -> str:
@@ -148,10 +185,12 @@ def _stage2_opts(photos: str, family: str, arm: str, stage1: Path, val: Path) ->
             *FAMILIES[family], *CONTROL, *ARMS[arm][1], *_val_opts(val, 2)]
 
 
-def _scores(root: Path, name: str, val: Path, weights_file: str = "net_g_latest.pth") -> dict:
-    scores = root / name / "scores.json"
-    if not scores.is_file():
+def _scores(root: Path, record: Path, name: str, val: Path, weights_file: str = "net_g_latest.pth") -> dict:
+    scores = _recorded(root, record, name, "scores.json")
+    if scores is None:
+        scores = root / name / "scores.json"
         scores.write_text(json.dumps(_score(root, name, val, weights_file), indent=2) + "\n")
+        _keep(root, record, name)
     print(f"{name}: {scores.read_text()}", flush=True)
     return json.loads(scores.read_text())
 
@@ -163,26 +202,26 @@ def _check_arms(arms: list[str]) -> None:
 
 
 def run(args) -> int:
-    root, val = Path(args.root), Path(args.val)
+    root, val, record = Path(args.root), Path(args.val), Path(args.record)
     deadline = time.monotonic() + args.hours * 3600
     arms = args.arms.split(",") if args.arms else list(ARMS)
     _check_arms(arms)
     for arm in arms:
         family = ARMS[arm][0]
         stage1 = f"stage1-{family}"
-        if _train(root, stage1, f"{PRESET}-stage1", _stage1_opts(args.photos, family, val),
+        if _train(root, record, stage1, f"{PRESET}-stage1", _stage1_opts(args.photos, family, val),
                   STAGE1_CPU_MIN, deadline) != "done":
             return 0
-        checkpoint = root / stage1 / "models" / "net_g_latest.pth"
-        if _train(root, arm, f"{PRESET}-stage2", _stage2_opts(args.photos, family, arm, checkpoint, val),
+        checkpoint = record / stage1 / STAGE1_WEIGHTS
+        if _train(root, record, arm, f"{PRESET}-stage2", _stage2_opts(args.photos, family, arm, checkpoint, val),
                   STAGE2_CPU_MIN, deadline) != "done":
             return 0
-        _scores(root, arm, val)
+        _scores(root, record, arm, val)
     return 0
 
 
 def final(args) -> int:
-    root, val, arm = Path(args.root), Path(args.val), args.arm
+    root, val, arm, record = Path(args.root), Path(args.val), args.arm, Path(args.record)
     _check_arms([arm])
     family = ARMS[arm][0]
     if not (root / arm / "finished.json").is_file():
@@ -192,27 +231,37 @@ def final(args) -> int:
     stage1 = root / "final-stage1"
     if not stage1.exists():  # continue the family's stage 1 in a copy: the search's runs stay as scored
         shutil.copytree(root / f"stage1-{family}", stage1, ignore=shutil.ignore_patterns("finished.json", "*.lock"))
-    if _train(root, stage1.name, f"{PRESET}-stage1", [*_stage1_opts(args.photos, family, val), *patience],
+    if _train(root, record, stage1.name, f"{PRESET}-stage1", [*_stage1_opts(args.photos, family, val), *patience],
               args.stage1_cpu_min, deadline) != "done":
         return 0
     opts = _stage2_opts(args.photos, family, arm, stage1 / "models" / "net_g_best.pth", val)
     opts.append(f"stage2.init_from={(root / arm / 'models' / 'net_g_latest.pth').as_posix()}")
-    if _train(root, "final", f"{PRESET}-stage2", [*opts, *patience], args.cpu_min, deadline) != "done":
+    if _train(root, record, "final", f"{PRESET}-stage2", [*opts, *patience], args.cpu_min, deadline) != "done":
         return 0
-    _scores(root, "final", val, "net_g_best.pth")  # the best validation, not the patience steps after it
+    _scores(root, record, "final", val, "net_g_best.pth")  # the best validation, not the patience steps after it
+    return 0
+
+
+def record(args) -> int:
+    """Copy every finished run of --root into the record (``run`` does this as runs finish)."""
+    root, kept = Path(args.root), []
+    for finished in sorted(root.glob("*/finished.json")):
+        _keep(root, Path(args.record), finished.parent.name)
+        kept.append(finished.parent.name)
+    print(f"recorded in {args.record}: {', '.join(kept) or 'nothing (no finished runs)'}")
     return 0
 
 
 def report(args) -> int:
-    root = Path(args.root)
-    rows = []
+    root, record = Path(args.root), Path(args.record)
+    rows, logs = [], {}
     for arm, (family, opts) in ARMS.items():
-        scores = root / arm / "scores.json"
-        if not scores.is_file():
+        scores = _recorded(root, record, arm, "scores.json")
+        if scores is None:
             continue
         s = json.loads(scores.read_text())
-        log = (root / arm / "log.txt").read_text()
-        iters = max(int(m) for m in re.findall(r"saved iteration (\d+)", log))
+        logs[arm] = _recorded(root, record, arm, "log.txt").read_text()
+        iters = max(int(m) for m in re.findall(r"saved iteration (\d+)", logs[arm]))
         rows.append((arm, family, " ".join(opts) or "(control)", iters, s))
     print("| arm | stage 1 | change | iterations | PSNR | GT-mean PSNR | SSIM | blockiness8 |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
@@ -229,7 +278,7 @@ def report(args) -> int:
 
         fig, ax = plt.subplots(figsize=(7, 4))
         for arm, *_ in rows:
-            curve = _curve((root / arm / "log.txt").read_text())
+            curve = _curve(logs[arm])
             if curve:
                 ax.plot(*zip(*curve), marker=".", label=arm)
         ax.set_xlabel("stage-2 CPU-minutes")
@@ -252,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--arms", help=f"comma-separated subset, in order (default all: {','.join(ARMS)})")
     r.add_argument("--hours", type=float, default=1000.0, help="stop (resumably) after this much wall time")
     r.set_defaults(func=run)
+    k = sub.add_parser("record", help="copy the finished runs of --root into the record")
+    k.add_argument("--root", default="experiments/search")
+    k.set_defaults(func=record)
     q = sub.add_parser("report", help="print the table of finished arms (and plot their curves)")
     q.add_argument("--root", default="experiments/search")
     q.add_argument("--plot", help="PNG of validation PSNR against CPU-minutes")
@@ -268,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop a stage once this many validations in a row have not beaten its best (default 6)")
     f.add_argument("--hours", type=float, default=1000.0, help="stop (resumably) after this much wall time")
     f.set_defaults(func=final)
+    for command in (r, k, q, f):
+        command.add_argument("--record", default=str(RECORD),
+                             help="the committed record of finished runs (default records/recipe_search)")
     args = p.parse_args(argv)
     return args.func(args)
 

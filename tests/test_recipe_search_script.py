@@ -1,7 +1,9 @@
 """scripts/recipe_search.py end to end with the tiny network: an arm trains both stages at a
-fixed CPU budget and is scored; `final` continues it in copies; `report` tables it."""
+fixed CPU budget and is scored; `final` continues it in copies; `report` tables it; the record
+keeps finished runs through the loss of the working folder."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -33,8 +35,8 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     monkeypatch.setattr(search, "STAGE1_CPU_MIN", 0.001)  # a budget below one iteration's CPU time
     monkeypatch.setattr(search, "STAGE2_CPU_MIN", 0.001)
     photos, val = _photos_and_val(tmp_path)
-    root = tmp_path / "search"
-    common = ["--photos", str(photos), "--val", str(val), "--root", str(root)]
+    root, record = tmp_path / "search", tmp_path / "record"
+    common = ["--photos", str(photos), "--val", str(val), "--root", str(root), "--record", str(record)]
 
     assert search.main(["run", *common, "--arms", "control"]) == 0
     for run in ("stage1-small", "control"):
@@ -43,6 +45,13 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     scores = json.loads((root / "control" / "scores.json").read_text())
     assert set(scores) >= {"psnr", "ssim", "blockiness8", "gt_mean_psnr", "gt_blockiness8"}
     assert all(np.isfinite(v) for v in scores.values())
+    # the record: logs, configs and scores, stage 1's weights (what the arm trained against)
+    assert json.loads((record / "control" / "scores.json").read_text()) == scores
+    assert (record / "stage1-small" / "stage1.safetensors").is_file()
+    control_config = (record / "control" / "config.yaml").read_text()
+    assert "stage1-small/stage1.safetensors" in control_config
+    for file in ("config.yaml", "log.txt"):  # paths relative to where the search ran
+        assert ": /" not in (record / "control" / file).read_text()
 
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "0.002",
                         "--cpu-min", "0.001"]) == 0
@@ -54,7 +63,17 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert "final-stage1/models/net_g_best.pth" in (root / "final" / "config.yaml").read_text()  # continued stage 1
     assert (root / "final" / "scores.json").is_file()
 
-    assert search.main(["report", "--root", str(root)]) == 0
-    assert "| control | small |" in capsys.readouterr().out
+    capsys.readouterr()
+    assert search.main(["report", "--root", str(root), "--record", str(record)]) == 0
+    table = capsys.readouterr().out
+    assert "| control | small |" in table
+
+    # the working folder is lost: the recorded runs are not trained again, the table is the same
+    shutil.rmtree(root)
+    assert search.main(["run", *common, "--arms", "control"]) == 0
+    assert not root.exists() or not any(root.glob("*/log.txt"))
+    capsys.readouterr()
+    assert search.main(["report", "--root", str(root), "--record", str(record)]) == 0
+    assert capsys.readouterr().out == table
     with pytest.raises(SystemExit, match="arm no_perc has not finished"):
         search.main(["final", *common, "--arm", "no_perc"])
