@@ -12,8 +12,9 @@ training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8.
     python scripts/recipe_search.py final --arm ARM --photos data/train --val data/valset   # the winner, longer
 
 Every finished run is also copied into the committed record (``--record``, default
-``records/recipe_search/``): its log, config and scores, and for a stage 1 its weights (fp32
-safetensors, which the arms then train against). A run found finished in the record is not
+``records/recipe_search/``): its log, config and scores, and for a stage 1 its weights (fp16
+safetensors, 5.6 MB for the small network; the arms train against this file, so that a search
+continued from the record trains against the same weights). A run found finished in the record is not
 trained again, so the search survives the loss of its working folder (``--root``), and
 ``report`` re-makes the table and plot from the record alone.
 
@@ -102,6 +103,7 @@ def _train(root: Path, record: Path, name: str, preset: str, opts: list[str], bu
 
 def _keep(root: Path, record: Path, name: str) -> None:
     """Copy a finished run's log, config and scores (and a stage 1's weights) into the record."""
+    import torch
     from vqcnir.weights import convert
 
     kept = record / name
@@ -113,7 +115,7 @@ def _keep(root: Path, record: Path, name: str) -> None:
             text = re.sub(r"(?<=: )/\S+", lambda m: os.path.relpath(m.group(0)), text)
             (kept / file).write_text(text)
     if name.startswith("stage1-") and not (kept / STAGE1_WEIGHTS).is_file():
-        convert(root / name / "models" / "net_g_latest.pth", kept / STAGE1_WEIGHTS)
+        convert(root / name / "models" / "net_g_latest.pth", kept / STAGE1_WEIGHTS, dtype=torch.float16)
 
 
 def _recorded(root: Path, record: Path, name: str, file: str) -> Path | None:
