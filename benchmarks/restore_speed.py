@@ -4,6 +4,7 @@
     python benchmarks/restore_speed.py --sizes 256,512 --repeats 3
     python benchmarks/restore_speed.py --device cuda --sizes 1080p,4k --precisions fp32,bf16
     python benchmarks/restore_speed.py --preset small --sizes 1mp --modes minimal   # the default model
+    python benchmarks/restore_speed.py --preset small:width=16,use_dbca=false --sizes 1mp   # a preset, changed
     python benchmarks/restore_speed.py --sizes 512 --allocators keep,glibc           # vqcnir.allocator's effect
     python benchmarks/restore_speed.py --sizes 512 --modes release --precisions fp32 \
         --backends torch,onnxruntime --deform deformconv,gridsample --profile       # backends side by side
@@ -60,17 +61,29 @@ def size_hw(size: str) -> tuple[int, int]:
     return SIZES[size] if size in SIZES else (int(size), int(size))
 
 
+def network_config(spec: str):
+    """``--preset``: a preset's name, or NAME:field=value,... for a preset with changed fields
+    (values in JSON: 16, false), e.g. the recipe search's other network sizes."""
+    import json
+
+    from vqcnir.nn import VQCNIRConfig, preset
+
+    name, _, changes = spec.partition(":")
+    fields = dict(change.split("=", 1) for change in changes.split(",") if change)
+    return VQCNIRConfig.from_dict({**preset(name).to_dict(), **{k: json.loads(v) for k, v in fields.items()}})
+
+
 def benchmark_network(preset_name: str):
     """The network every row runs, with the same random weights in every process (speed does not
     depend on their values). The deformable convs' offset predictors start at zero, which would
     sample whole pixels only; they get random weights too, so the output check covers the sampling."""
     import torch
 
-    from vqcnir.nn import VQCNIR, preset
+    from vqcnir.nn import VQCNIR
     from vqcnir.nn.dbca import ModulatedDeformConv
 
     torch.manual_seed(0)
-    model = VQCNIR(preset(preset_name)).eval()
+    model = VQCNIR(network_config(preset_name)).eval()
     for module in model.modules():
         if isinstance(module, ModulatedDeformConv):
             module.conv_offset.reset_parameters()
@@ -247,9 +260,9 @@ def count_macs(preset_name: str, height: int, width: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vqcnir.nn import VQCNIR, preset
+    from vqcnir.nn import VQCNIR
 
-    model = VQCNIR(preset(preset_name)).eval()
+    model = VQCNIR(network_config(preset_name)).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.rand(1, 3, 64, 64))
     return counter.get_total_flops() / 2 * height * width / 64**2
@@ -325,7 +338,8 @@ def main() -> None:
     parser.add_argument("--precisions", default=None, help="default: fp32,bf16 on CPU; fp32,bf16,fp16 on GPU")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--preset", default="paper", help="model size: paper (default), small (the bundled model), tiny")
+    parser.add_argument("--preset", default="paper", help="model size: paper (default), small (the bundled model), tiny; "
+                        "NAME:field=value,... changes a preset's fields")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--allocators", default="keep", help="keep (what the CLI does on CPU), glibc, or both")
     parser.add_argument("--reference-sizes", default="256,512",
@@ -387,9 +401,9 @@ def main() -> None:
                         runs.extend((size, mode, "fp32", f"onnxruntime-{style}", allocator)
                                     for style in args.deform.split(","))
 
-    from vqcnir.nn import VQCNIR, preset
+    from vqcnir.nn import VQCNIR
 
-    n_params = sum(p.numel() for p in VQCNIR(preset(args.preset)).parameters())
+    n_params = sum(p.numel() for p in VQCNIR(network_config(args.preset)).parameters())
     print(f"device {args.device}, {args.threads} threads, {args.preset} model ({n_params / 1e6:.1f} M parameters)\n")
     print("| size | pad mode | precision | implementation | allocator | tiles | median s | runs (s) | peak RSS MiB | "
           "GMAC/s (% of the GEMM peak measured right after) |")

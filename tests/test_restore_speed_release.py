@@ -118,3 +118,12 @@ def test_the_compiled_dcn_stand_in_computes_our_deformable_conv():
     bench.dcn_stand_in().modulated_deform_conv_forward(
         x, weight, bias, torch.empty(0), offset, mask, output, torch.empty(0), 3, 3, 1, 1, 1, 1, 1, 1, 1, 2, True)
     torch.testing.assert_close(output, deform_conv3x3(x, offset, mask, weight, bias), atol=1e-5, rtol=0)
+
+
+def test_a_preset_with_changed_fields_builds_that_network():
+    bench = _load_benchmark()
+    config = bench.network_config("tiny:width=16,use_dbca=false,quant_scale=4")
+    assert (config.width, config.use_dbca, config.quant_scale) == (16, False, 4)
+    assert bench.network_config("tiny") == bench.network_config("tiny:")
+    with pytest.raises(Exception, match="quant_scale=3 is not 4 or 8"):
+        bench.network_config("tiny:quant_scale=3")
