@@ -190,6 +190,22 @@ def test_stage2_init_from_takes_trained_parts_but_keeps_stage1_codebook(tmp_path
         Trainer(tiny(2, tmp_path, "name=third", start, f"stage2.init_from={ckpt1.as_posix()}"), device="cpu")
 
 
+def test_stage1_init_from_starts_from_an_earlier_stage1(tmp_path):
+    run_training(tiny(1, tmp_path, "train.total_iter=2", "val.every=2", "logging.save_every=2"), device="cpu")
+    earlier = tmp_path / "tiny-stage1" / "models" / "net_g_latest.pth"
+    trainer = Trainer(tiny(1, tmp_path, "name=again", f"stage1.init_from={earlier.as_posix()}"), device="cpu")
+    for k, v in trainer.net.state_dict().items():
+        assert torch.equal(v, params(earlier, "params_ema")[k]), k
+    assert trainer.stage.notes == (f"weights initialised from {earlier.as_posix()}",)
+    run_training(tiny(2, tmp_path, "train.total_iter=2", "val.every=2", "logging.save_every=2",
+                      f"stage2.stage1_checkpoint={earlier.as_posix()}"), device="cpu")
+    restorer = tmp_path / "tiny-stage2" / "models" / "net_g_latest.pth"
+    with pytest.raises(VQCNIRError, match="does not fit the model"):  # a stage-2 file is no stage-1 start
+        Trainer(tiny(1, tmp_path, "name=wrong", f"stage1.init_from={restorer.as_posix()}"), device="cpu")
+    with pytest.raises(VQCNIRError, match="a stage-2 run starts from stage2.init_from"):
+        tiny(2, tmp_path, f"stage2.stage1_checkpoint={earlier.as_posix()}", f"stage1.init_from={earlier.as_posix()}")
+
+
 def test_stage2_refuses_a_wrong_start(tmp_path):
     with pytest.raises(VQCNIRError, match="not found"):
         Trainer(tiny(2, tmp_path, "stage2.stage1_checkpoint=missing.pth"), device="cpu")

@@ -127,6 +127,13 @@ class CodebookSection:
 
 
 @dataclass
+class Stage1Section:
+    # optional stage-1 checkpoint of the same size whose weights start this run: continue a
+    # stage 1 whose training state is gone (a fresh optimizer, the same network)
+    init_from: Optional[str] = None
+
+
+@dataclass
 class Stage2Section:
     stage1_checkpoint: Optional[str] = None  # required for stage 2
     freeze_out_conv: bool = False
@@ -169,6 +176,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     train: TrainSection = field(default_factory=TrainSection)
     codebook: CodebookSection = field(default_factory=CodebookSection)
+    stage1: Stage1Section = field(default_factory=Stage1Section)
     stage2: Stage2Section = field(default_factory=Stage2Section)
     val: ValSection = field(default_factory=ValSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
@@ -403,6 +411,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("train.losses.perceptual > 0 needs a perceptual_net (or set the weight to 0)")
     if cfg.stage == 2 and not cfg.stage2.stage1_checkpoint:
         problems.append("stage 2 needs stage2.stage1_checkpoint (a checkpoint from stage 1)")
+    if cfg.stage == 2 and cfg.stage1.init_from:
+        problems.append("stage1.init_from starts a stage-1 run; a stage-2 run starts from stage2.init_from")
     v = cfg.val
     if v.crop is not None and (v.crop <= 0 or v.crop % 8):
         problems.append(f"val.crop must be a positive multiple of 8 or null, not {v.crop}")

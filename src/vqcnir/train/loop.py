@@ -149,8 +149,9 @@ class Trainer:
             self.log(f"finished {cfg.name} at iteration {it}: its CPU budget of "
                      f"{cfg.train.cpu_budget_min:g} min is used ({self.cpu_seconds() / 60:.1f} CPU-min)")
         elif stopped_early:
+            used = f" ({self.cpu_seconds() / 60:.1f} CPU-min used)" if cfg.train.cpu_budget_min else ""
             self.log(f"stopped {cfg.name} at iteration {it} of {cfg.train.total_iter}: the time limit was "
-                     f"reached; continue with --resume")
+                     f"reached{used}; continue with --resume")
         else:
             self.log(f"finished {cfg.name} at iteration {it}"
                      + (f"; {self.skipped} steps skipped" if self.skipped else ""))

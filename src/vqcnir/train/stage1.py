@@ -7,23 +7,31 @@ import torch
 from torch import nn
 
 from ..nn import VQCNIRConfig, VQGAN
+from ..weights import check_fits, read_checkpoint
 from . import distributed as D
 from .config import TrainConfig
 
 
 class Stage1:
     number = 1
-    notes: tuple[str, ...] = ()  # nothing to say when a run starts
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.restarts = cfg.codebook.restart_dead_codes
+        self.notes: tuple[str, ...] = ()  # logged when a fresh run starts from stage1.init_from
 
     def network_config(self) -> VQCNIRConfig:
         return self.cfg.model.network_config()
 
     def build_network(self, config: VQCNIRConfig, device: torch.device) -> nn.Module:
-        return VQGAN(config)
+        net = VQGAN(config)
+        source = self.cfg.stage1.init_from
+        if source:  # the weights of an earlier stage 1 of this size, e.g. after its state was lost
+            state, _ = read_checkpoint(source)
+            check_fits(net, state, source)
+            net.load_state_dict(state, strict=True)
+            self.notes = (f"weights initialised from {source}",)
+        return net
 
     def inputs(self, batch: dict, gt: torch.Tensor, move) -> torch.Tensor:
         """What the network sees: the sharp image itself, which it reconstructs."""
