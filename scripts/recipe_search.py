@@ -18,10 +18,13 @@ continued from the record trains against the same weights). A run found finished
 trained again, so the search survives the loss of its working folder (``--root``), and
 ``report`` re-makes the table and plot from the record alone.
 
-``final`` trains the winning arm on for as long as validation keeps improving: its stage 1
-continues as ``final-stage1`` (a copy, so the search's own runs stay as they were scored) and a
-stage 2 named ``final`` starts from the arm's restorer against it; each stops at its CPU budget
-or once ``--patience`` validations in a row have not beaten its best (``train.patience``).
+``final`` trains the winning arm on for as long as validation keeps improving: ``final-stage1``
+starts from the family's recorded stage 1 (``stage1.init_from``; the search's own runs stay as
+they were scored) and a stage 2 named ``final`` trains against its best weights, starting from the
+arm's restorer while the arm's working folder exists; each stops at its CPU budget or once
+``--patience`` validations in a row have not beaten its best (``train.patience``). These runs
+outlast a session, so they go in legs: each pause records the latest weights, and a leg whose
+working folder was lost continues from them (``legs.json`` says how many CPU-minutes came before).
 
 Each run is single-threaded (CPU time then measures work, not threads spinning at barriers), so
 two searches with different ``--arms`` lists can share a 2-core machine; they never train the
@@ -77,6 +80,8 @@ VAL_EVERY = 400
 RECORD = Path(__file__).resolve().parents[1] / "records" / "recipe_search"
 RECORD_FILES = ("log.txt", "config.yaml", "finished.json", "scores.json")
 STAGE1_WEIGHTS = "stage1.safetensors"  # in the record: what every arm of the family trains against
+RESTORER = "restorer.safetensors"  # in the record: the final run's best restorer (fp16), to ship
+LATEST_WEIGHTS, LEGS = "latest.safetensors", "legs.json"  # a long run's last pause (final)
 
 
 def _precision() -> str:
@@ -114,8 +119,16 @@ def _keep(root: Path, record: Path, name: str) -> None:
             # the record is committed: paths relative to where the search ran, not this machine's
             text = re.sub(r"(?<=: )/\S+", lambda m: os.path.relpath(m.group(0)), text)
             (kept / file).write_text(text)
-    if name.startswith("stage1-") and not (kept / STAGE1_WEIGHTS).is_file():
-        convert(root / name / "models" / "net_g_latest.pth", kept / STAGE1_WEIGHTS, dtype=torch.float16)
+    weights = _kept_weights(name)
+    if weights and not (kept / weights[0]).is_file():
+        convert(root / name / "models" / weights[1], kept / weights[0], dtype=torch.float16)
+
+
+def _kept_weights(name: str) -> tuple[str, str] | None:
+    """The weights a finished run leaves in the record: (file there, the checkpoint it comes from)."""
+    if name.startswith("stage1-"):
+        return STAGE1_WEIGHTS, "net_g_latest.pth"  # as the arms used it, at its budget
+    return {"final-stage1": (STAGE1_WEIGHTS, "net_g_best.pth"), "final": (RESTORER, "net_g_best.pth")}.get(name)
 
 
 def _recorded(root: Path, record: Path, name: str, file: str) -> Path | None:
@@ -226,22 +239,56 @@ def final(args) -> int:
     root, val, arm, record = Path(args.root), Path(args.val), args.arm, Path(args.record)
     _check_arms([arm])
     family = ARMS[arm][0]
-    if not (root / arm / "finished.json").is_file():
-        raise SystemExit(f"error: arm {arm} has not finished its search run in {root}")
+    if _recorded(root, record, arm, "finished.json") is None:
+        raise SystemExit(f"error: arm {arm} has not finished its search run (in {root} or {record})")
     deadline = time.monotonic() + args.hours * 3600
     patience = [f"train.patience={args.patience}"]
-    stage1 = root / "final-stage1"
-    if not stage1.exists():  # continue the family's stage 1 in a copy: the search's runs stay as scored
-        shutil.copytree(root / f"stage1-{family}", stage1, ignore=shutil.ignore_patterns("finished.json", "*.lock"))
-    if _train(root, record, stage1.name, f"{PRESET}-stage1", [*_stage1_opts(args.photos, family, val), *patience],
-              args.stage1_cpu_min, deadline) != "done":
+    # stage 1 goes on from the family's recorded weights, as a run of its own: the search's stays as scored
+    if _long_run(root, record, "final-stage1", f"{PRESET}-stage1", [*_stage1_opts(args.photos, family, val), *patience],
+                 "stage1.init_from", record / f"stage1-{family}" / STAGE1_WEIGHTS, args.stage1_cpu_min,
+                 deadline) != "done":
         return 0
-    opts = _stage2_opts(args.photos, family, arm, stage1 / "models" / "net_g_best.pth", val)
-    opts.append(f"stage2.init_from={(root / arm / 'models' / 'net_g_latest.pth').as_posix()}")
-    if _train(root, record, "final", f"{PRESET}-stage2", [*opts, *patience], args.cpu_min, deadline) != "done":
+    opts = [*_stage2_opts(args.photos, family, arm, record / "final-stage1" / STAGE1_WEIGHTS, val), *patience]
+    restorer = root / arm / "models" / "net_g_latest.pth"  # the arm's restorer, while its working folder lasts
+    if _long_run(root, record, "final", f"{PRESET}-stage2", opts, "stage2.init_from",
+                 restorer if restorer.is_file() else None, args.cpu_min, deadline) != "done":
         return 0
     _scores(root, record, "final", val, "net_g_best.pth")  # the best validation, not the patience steps after it
     return 0
+
+
+def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str], init_key: str,
+              start: Path | None, budget: float, deadline: float) -> str:
+    """Train a run longer than a session in legs. Each pause records the run's latest weights
+    (fp16) and the CPU-minutes it has used; if its working folder is then lost, the next leg
+    starts from those weights (with a fresh optimizer and patience count) for the rest of the
+    budget, rather than from the beginning."""
+    kept = record / name
+    legs_file = kept / LEGS
+    legs = json.loads(legs_file.read_text()) if legs_file.is_file() else {"leg": 1, "cpu_min_before": 0.0,
+                                                                           "cpu_min_run": 0.0}
+    if not (root / name).is_dir() and legs_file.is_file():  # paused, then its folder was lost
+        legs = {"leg": legs["leg"] + 1, "cpu_min_before": legs["cpu_min_before"] + legs["cpu_min_run"],
+                "cpu_min_run": 0.0}
+        legs_file.write_text(json.dumps(legs, indent=2) + "\n")
+        start = kept / LATEST_WEIGHTS
+    if budget <= legs["cpu_min_before"]:
+        raise SystemExit(f"error: {name}: its earlier legs used {legs['cpu_min_before']:.1f} of its {budget:g} "
+                         "CPU-minutes; give it more to go on")
+    leg_opts = [*opts, f"{init_key}={start.as_posix()}"] if start else opts
+    status = _train(root, record, name, preset, leg_opts, budget - legs["cpu_min_before"], deadline)
+    log = root / name / "log.txt"
+    used = re.findall(r"the time limit was reached \(([\d.]+) CPU-min used\)", log.read_text()) if log.is_file() else []
+    if status == "paused" and used:
+        import torch
+        from vqcnir.weights import convert
+
+        kept.mkdir(parents=True, exist_ok=True)
+        convert(root / name / "models" / "net_g_latest.pth", kept / LATEST_WEIGHTS, overwrite=True,
+                dtype=torch.float16)
+        shutil.copy2(log, kept / f"log-leg{legs['leg']}.txt")
+        legs_file.write_text(json.dumps({**legs, "cpu_min_run": float(used[-1])}, indent=2) + "\n")
+    return status
 
 
 def record(args) -> int:
@@ -315,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--photos", required=True)
     f.add_argument("--val", required=True)
     f.add_argument("--root", default="experiments/search")
-    f.add_argument("--stage1-cpu-min", type=float, default=300.0,
-                   help="stage 1's total CPU-minutes, the search's included (default 300)")
+    f.add_argument("--stage1-cpu-min", type=float, default=240.0,
+                   help="stage 1's CPU-minutes beyond the search's (default 240)")
     f.add_argument("--cpu-min", type=float, default=720.0, help="stage 2's CPU-minutes (default 720)")
     f.add_argument("--patience", type=int, default=6,
                    help="stop a stage once this many validations in a row have not beaten its best (default 6)")

@@ -53,15 +53,27 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     for file in ("config.yaml", "log.txt"):  # paths relative to where the search ran
         assert ": /" not in (record / "control" / file).read_text()
 
-    assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "0.002",
+    # final: stage 1 goes on from the recorded weights; paused by --hours (a session's end) ...
+    assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "100", "--cpu-min", "0.001", "--patience", "1000",
+                        "--hours", str(1.1 / 60)]) == 0
+    assert "weights initialised from" in (root / "final-stage1" / "log.txt").read_text()
+    assert "stage1-small/stage1.safetensors" in (root / "final-stage1" / "config.yaml").read_text()
+    legs = json.loads((record / "final-stage1" / "legs.json").read_text())
+    assert legs["leg"] == 1 and legs["cpu_min_run"] >= 0 and (record / "final-stage1" / "latest.safetensors").is_file()
+    assert (record / "final-stage1" / "log-leg1.txt").is_file() and not (root / "final").exists()
+    # ... then its working folder is lost: the next leg starts from the recorded pause, for the rest
+    shutil.rmtree(root / "final-stage1")
+    budget = legs["cpu_min_run"] + 0.001
+    assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", str(budget),
                         "--cpu-min", "0.001"]) == 0
     stage1_log = (root / "final-stage1" / "log.txt").read_text()
-    assert "resumed from" in stage1_log  # a continuation of the search's stage 1, in a copy
-    assert not (root / "stage1-small" / "models" / "net_g_2.pth").exists()
+    assert "final-stage1/latest.safetensors" in stage1_log and "its CPU budget of 0.001 min is used" in stage1_log
+    assert json.loads((record / "final-stage1" / "legs.json").read_text())["leg"] == 2
     final_log = (root / "final" / "log.txt").read_text()
     assert "trained parts initialised from" in final_log and "control" in final_log  # the arm's restorer
-    assert "final-stage1/models/net_g_best.pth" in (root / "final" / "config.yaml").read_text()  # continued stage 1
-    assert (root / "final" / "scores.json").is_file()
+    assert "final-stage1/stage1.safetensors" in (root / "final" / "config.yaml").read_text()  # stage 1 gone on
+    assert (root / "final" / "scores.json").is_file() and (record / "final" / "restorer.safetensors").is_file()
+    assert not (root / "stage1-small" / "models" / "net_g_2.pth").exists()  # the search's runs stay as scored
 
     capsys.readouterr()
     assert search.main(["report", "--root", str(root), "--record", str(record)]) == 0
