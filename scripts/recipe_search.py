@@ -91,7 +91,7 @@ def _precision() -> str:
 
 
 def _train(root: Path, record: Path, name: str, preset: str, opts: list[str], budget: float,
-           deadline: float) -> str:
+           deadline: float, ranks: int = 1) -> str:
     """Train (or resume) one run unless the record holds it finished; returns "done", or "paused"
     if --hours ran out first. Two searches running side by side (one per core) wait for each
     other's runs, never share one."""
@@ -100,7 +100,7 @@ def _train(root: Path, record: Path, name: str, preset: str, opts: list[str], bu
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        status = _train_locked(root, name, preset, opts, budget, deadline)
+        status = _train_locked(root, name, preset, opts, budget, deadline, ranks)
     if status == "done":
         _keep(root, record, name)
     return status
@@ -136,7 +136,10 @@ def _recorded(root: Path, record: Path, name: str, file: str) -> Path | None:
     return next((p for p in (root / name / file, record / name / file) if p.is_file()), None)
 
 
-def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: float, deadline: float) -> str:
+def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: float, deadline: float,
+                  ranks: int) -> str:
+    """``budget``: CPU-minutes of each process; ``ranks`` > 1 runs that many DDP processes (the
+    same global batch, sliced), which uses idle cores better than threads do."""
     exp = root / name
     finished = exp / "finished.json"
     if finished.is_file():
@@ -144,15 +147,16 @@ def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: f
     minutes = (deadline - time.monotonic()) / 60
     if minutes <= 1:
         return "paused"
-    cmd = [sys.executable, "-m", "vqcnir", "train", "-c", preset, "--time-limit", f"{minutes - 1:.1f}",
+    launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks > 1 else []
+    cmd = [sys.executable, *launch, "-m", "vqcnir", "train", "-c", preset, "--time-limit", f"{minutes - 1:.1f}",
            "--opt", f"name={name}", f"experiments_root={root.as_posix()}", "train.total_iter=1000000",
            f"train.precision={_precision()}", f"train.cpu_budget_min={budget}", "logging.save_every=400",
            "logging.progress_bar=false", *opts]
     if exp.is_dir():  # also a run killed before its first save: train --resume starts it afresh
         cmd.append("--resume")
     print("$", " ".join(cmd), flush=True)
-    # one thread per run: CPU-seconds then measure work, not threads spinning at barriers on a
-    # busy machine, and two runs side by side use both cores
+    # one thread per process: CPU-seconds then measure work, not threads spinning at barriers on
+    # a busy machine, and two runs side by side use both cores
     subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     ends = re.findall(r"(?:finished|stopped) \S+ at iteration .*", (exp / "log.txt").read_text())
     if not ends or not ("CPU budget" in ends[-1] or "train.patience" in ends[-1]):
@@ -246,23 +250,25 @@ def final(args) -> int:
     # stage 1 goes on from the family's recorded weights, as a run of its own: the search's stays as scored
     if _long_run(root, record, "final-stage1", f"{PRESET}-stage1", [*_stage1_opts(args.photos, family, val), *patience],
                  "stage1.init_from", record / f"stage1-{family}" / STAGE1_WEIGHTS, args.stage1_cpu_min,
-                 deadline) != "done":
+                 deadline, args.ranks) != "done":
         return 0
     opts = [*_stage2_opts(args.photos, family, arm, record / "final-stage1" / STAGE1_WEIGHTS, val), *patience]
     restorer = root / arm / "models" / "net_g_latest.pth"  # the arm's restorer, while its working folder lasts
     if _long_run(root, record, "final", f"{PRESET}-stage2", opts, "stage2.init_from",
-                 restorer if restorer.is_file() else None, args.cpu_min, deadline) != "done":
+                 restorer if restorer.is_file() else None, args.cpu_min, deadline, args.ranks) != "done":
         return 0
     _scores(root, record, "final", val, "net_g_best.pth")  # the best validation, not the patience steps after it
     return 0
 
 
 def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str], init_key: str,
-              start: Path | None, budget: float, deadline: float) -> str:
+              start: Path | None, budget: float, deadline: float, ranks: int) -> str:
     """Train a run longer than a session in legs. Each pause records the run's latest weights
     (fp16) and the CPU-minutes it has used; if its working folder is then lost, the next leg
     starts from those weights (with a fresh optimizer and patience count) for the rest of the
-    budget, rather than from the beginning."""
+    budget, rather than from the beginning. ``budget`` counts the CPU-minutes of all ``ranks``
+    processes; the legs record those of one (each process counts its own)."""
+    budget /= ranks
     kept = record / name
     legs_file = kept / LEGS
     legs = json.loads(legs_file.read_text()) if legs_file.is_file() else {"leg": 1, "cpu_min_before": 0.0,
@@ -274,9 +280,9 @@ def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str],
         start = kept / LATEST_WEIGHTS
     if budget <= legs["cpu_min_before"]:
         raise SystemExit(f"error: {name}: its earlier legs used {legs['cpu_min_before']:.1f} of its {budget:g} "
-                         "CPU-minutes; give it more to go on")
+                         "CPU-minutes per process; give it more to go on")
     leg_opts = [*opts, f"{init_key}={start.as_posix()}"] if start else opts
-    status = _train(root, record, name, preset, leg_opts, budget - legs["cpu_min_before"], deadline)
+    status = _train(root, record, name, preset, leg_opts, budget - legs["cpu_min_before"], deadline, ranks)
     log = root / name / "log.txt"
     used = re.findall(r"the time limit was reached \(([\d.]+) CPU-min used\)", log.read_text()) if log.is_file() else []
     if status == "paused" and used:
@@ -363,11 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--val", required=True)
     f.add_argument("--root", default="experiments/search")
     f.add_argument("--stage1-cpu-min", type=float, default=240.0,
-                   help="stage 1's CPU-minutes beyond the search's (default 240)")
-    f.add_argument("--cpu-min", type=float, default=720.0, help="stage 2's CPU-minutes (default 720)")
+                   help="stage 1's CPU-minutes beyond the search's, all processes (default 240)")
+    f.add_argument("--cpu-min", type=float, default=720.0, help="stage 2's CPU-minutes, all processes (default 720)")
     f.add_argument("--patience", type=int, default=6,
                    help="stop a stage once this many validations in a row have not beaten its best (default 6)")
     f.add_argument("--hours", type=float, default=1000.0, help="stop (resumably) after this much wall time")
+    f.add_argument("--ranks", type=int, default=2,
+                   help="DDP processes, one thread each (default 2: the final runs have the machine to "
+                        "themselves); CPU budgets count all of them")
     f.set_defaults(func=final)
     for command in (r, k, q, f):
         command.add_argument("--record", default=str(RECORD),

@@ -63,11 +63,12 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert (record / "final-stage1" / "log-leg1.txt").is_file() and not (root / "final").exists()
     # ... then its working folder is lost: the next leg starts from the recorded pause, for the rest
     shutil.rmtree(root / "final-stage1")
-    budget = legs["cpu_min_run"] + 0.001
+    budget = 2 * (legs["cpu_min_run"] + 0.001)  # CPU-minutes of both processes; a leg records one's
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", str(budget),
-                        "--cpu-min", "0.001"]) == 0
+                        "--cpu-min", "0.002"]) == 0
     stage1_log = (root / "final-stage1" / "log.txt").read_text()
     assert "final-stage1/latest.safetensors" in stage1_log and "its CPU budget of 0.001 min is used" in stage1_log
+    assert "2 process(es) on cpu" in stage1_log  # DDP, one thread each (--ranks, default 2)
     assert json.loads((record / "final-stage1" / "legs.json").read_text())["leg"] == 2
     final_log = (root / "final" / "log.txt").read_text()
     assert "trained parts initialised from" in final_log and "control" in final_log  # the arm's restorer
