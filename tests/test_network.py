@@ -88,6 +88,26 @@ def test_ablation_switches_build_and_run(use_aiem, use_dbca):
     assert y.shape == (2, 3, 16, 16) and torch.isfinite(loss) and idx.shape == (2, 1, 2, 2)
 
 
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_dbca_at_the_coarsest_levels_only(levels, tmp_path):
+    from vqcnir.nn.vqcnir import LEVELS
+    from vqcnir.weights import load_network, save_checkpoint
+
+    cfg = preset("tiny").with_(dbca_levels=levels)
+    state = VQCNIR(cfg).state_dict()
+    assert {k.split(".")[2] for k in state if k.startswith("main_decode.attn.")} == set(LEVELS[:levels])
+    assert {k.split(".")[2] for k in state if k.startswith("main_decode.align_func_dict.")} == set(LEVELS[:levels])
+    full = VQCNIR(preset("tiny")).state_dict()  # every other tensor as in the full network
+    assert all(full[k].shape == v.shape for k, v in state.items())
+    y, loss, idx = VQCNIR(cfg).forward_train(torch.rand(2, 3, 16, 16))
+    assert y.shape == (2, 3, 16, 16) and torch.isfinite(loss)
+    for stored in (cfg, None):  # the config stored, or read off the tensors
+        save_checkpoint(tmp_path / "w.pth", state, stored)
+        assert load_network(tmp_path / "w.pth").main_decode.dbca_levels == LEVELS[:levels]
+    with pytest.raises(ValueError, match="dbca_levels=5 exceeds"):
+        preset("tiny").with_(dbca_levels=5)
+
+
 def test_stage2_training_step_flows_gradients_everywhere_trainable():
     torch.manual_seed(0)
     cfg = preset("tiny")

@@ -145,6 +145,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> VQCNIRConfig:
     aiem = {k.split(".")[4] for k in state if k.startswith("multiscale_encoder.blocks.3.blks.")}
     splits = sum(1 for k in state if k.startswith("multiscale_encoder.blocks.3.blks.0.IMAC.predictA") and k.endswith(".0.weight"))
     curves_key = "multiscale_encoder.blocks.3.blks.0.IMAC.predictA0.4.weight"
+    dbca_levels = len({k.split(".")[2] for k in state if k.startswith("main_decode.attn.")})
     norm_groups = 32 if width % 32 == 0 else max(g for g in (16, 8, 4, 2, 1) if width % g == 0)
     return VQCNIRConfig(
         width=width,
@@ -155,7 +156,8 @@ def infer_config(state: dict[str, torch.Tensor]) -> VQCNIRConfig:
         aiem_curves=state[curves_key].shape[0] if curves_key in state else 3,
         norm_groups=norm_groups,
         use_aiem=bool(aiem),
-        use_dbca=any(k.startswith("main_decode.attn.") for k in state),
+        use_dbca=dbca_levels > 0,
+        dbca_levels=dbca_levels or 4,
     )
 
 
@@ -173,6 +175,7 @@ def checkpoint_config(state: dict[str, torch.Tensor], stored, source: str) -> VQ
     checked = ["width", "codebook_size", "code_dim"]
     if not is_stage1(state):
         checked += ["use_aiem", "use_dbca"] + (["num_aiem", "aiem_splits", "aiem_curves"] if inferred.use_aiem else [])
+        checked += ["dbca_levels"] if inferred.use_dbca else []
     differ = [f"{k}={getattr(config, k)} but the tensors hold {getattr(inferred, k)}"
               for k in checked if getattr(config, k) != getattr(inferred, k)]
     if differ:

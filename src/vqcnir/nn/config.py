@@ -30,6 +30,10 @@ class VQCNIRConfig:
     # ablation switches of the paper's Table 3 (both on in VQCNIR)
     use_aiem: bool = True
     use_dbca: bool = True
+    # with DBCA on: how many of D's 4 scales, from the coarsest, meet G through DBCA; the finer
+    # ones concatenate G's feature as with use_dbca off (full-resolution DBCA is about a third
+    # of the small model's CPU time)
+    dbca_levels: int = 4
 
     def __post_init__(self):
         counts = [f.name for f in fields(self) if f.type == "int" and getattr(self, f.name) < 1]
@@ -42,6 +46,8 @@ class VQCNIRConfig:
                 problems.append(f"width x {channels // w} = {channels} is not divisible by norm_groups={self.norm_groups}")
             if channels % self.deform_groups:
                 problems.append(f"{channels} channels are not divisible by deform_groups={self.deform_groups}")
+        if self.dbca_levels > 4:
+            problems.append(f"dbca_levels={self.dbca_levels} exceeds D's 4 scales")
         if self.quant_scale not in (4, 8):
             problems.append(f"quant_scale={self.quant_scale} is not 4 or 8")
         if 4 * w < self.aiem_splits:

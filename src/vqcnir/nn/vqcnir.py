@@ -18,11 +18,12 @@ _LEVEL_MULTIPLIERS = (4, 4, 2, 1)
 
 class MainDecoder(nn.Module):
     """Decoder D: starts from the enhanced encoder feature and, at each of 4 scales, meets G's
-    feature of that scale through DBCA (or, with ``use_dbca`` off, simply concatenates it)."""
+    feature of that scale through DBCA (or, with ``use_dbca`` off or at the scales finer than
+    ``dbca_levels``, simply concatenates it)."""
 
     def __init__(self, cfg: VQCNIRConfig):
         super().__init__()
-        self.use_dbca = cfg.use_dbca
+        self.dbca_levels = LEVELS[:cfg.dbca_levels] if cfg.use_dbca else ()
         # with the codebook at 1/4 scale the two coarsest levels share a resolution
         self.first_step = 2 if cfg.quant_scale == 8 else 1
         widths = [cfg.width * m for m in _LEVEL_MULTIPLIERS]
@@ -34,13 +35,13 @@ class MainDecoder(nn.Module):
             self.pre_upsample_dict[level] = nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity(), conv3x3(prev, ch)
             )
-        if cfg.use_dbca:
+        if self.dbca_levels:
             self.align_func_dict = nn.ModuleDict()
             self.attn = nn.ModuleDict()
             prev_offset = [0] + widths[:-1]
-            for level, ch, prev in zip(LEVELS, widths, prev_offset):
+            for level, ch, prev in zip(self.dbca_levels, widths, prev_offset):
                 self.align_func_dict[level] = DeformableAlignment(ch, prev, cfg.deform_groups, cfg.norm_groups)
-            for level, ch, heads in zip(LEVELS, widths, _LEVEL_MULTIPLIERS):
+            for level, ch, heads in zip(self.dbca_levels, widths, _LEVEL_MULTIPLIERS):
                 self.attn[level] = BidirectionalCrossAttention(ch, heads)
 
     def forward(self, feat_e: torch.Tensor, g_feats: list[torch.Tensor]) -> torch.Tensor:
@@ -51,7 +52,7 @@ class MainDecoder(nn.Module):
             g = g_feats[i]
             if i > 0:
                 d = self.pre_upsample_dict[level](d)
-            if not self.use_dbca:
+            if level not in self.dbca_levels:
                 if i > 0:
                     d = self.decoder_dict[level](torch.cat((d, g), dim=1))
                 continue
