@@ -71,6 +71,11 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "no_aiem": ("small", ["model.use_aiem=false"]),
     "no_dbca": ("small", ["model.use_dbca=false"]),
     "d_only": ("small", ["model.use_aiem=false", "model.use_dbca=false"]),
+    # added from the results: DBCA is half of the small model's restore time (the 1-MP target)
+    "dbca3": ("small", ["model.dbca_levels=3"]),
+    "dbca2": ("small", ["model.dbca_levels=2"]),
+    # the control again with another seed: how far apart two runs of one recipe end
+    "control_seed1": ("small", ["seed=1"]),
 }
 
 PRESET = "small"  # the shipped presets the runs build on (tests use "tiny")
