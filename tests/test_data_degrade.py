@@ -39,6 +39,23 @@ def test_darkened_mean_lightness_matches_drawn_exposure(photos):
             assert abs(light.mean() - e) <= 0.03  # these photos have few light sources
 
 
+def test_relative_exposure_keeps_a_dark_scene_darker(photos):
+    """darken.relative: the night image's lightness is a fraction of the scene's, so a dimmer
+    copy of a photo gives a dimmer night image (with the absolute target both come out alike)."""
+    img = photos[1]
+    dim = img * 0.4
+    nights = {}
+    for relative in (False, True):
+        degrader = Degrader(DegradeConfig.from_dict({"darken": {"relative": relative, "exposure": [0.3, 0.3]},
+                                                     "blur": {"p": 0.0}, "noise": {"model": "none"}}))
+        params = degrader.sample_params(0)
+        nights[relative] = [lightness(degrader.apply(x, params).night).mean() for x in (img, dim)]
+    assert abs(nights[False][0] - nights[False][1]) < 0.02  # both brought to L* 0.3
+    bright, dark = nights[True]
+    assert abs(bright - 0.3 * lightness(img).mean()) < 0.02
+    assert abs(dark - 0.3 * lightness(dim).mean()) < 0.02 and dark < 0.7 * bright
+
+
 def test_light_sources_stay_bright():
     img = np.full((64, 64, 3), 0.5, dtype=np.float32)
     img[20:30, 20:30] = 1.0                      # a lamp

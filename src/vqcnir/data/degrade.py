@@ -32,6 +32,10 @@ Range = tuple[float, float]
 @dataclass
 class DarkenConfig:
     exposure: Range = (0.05, 0.30)     # target mean lightness (CIE L*/100) of the non-light pixels
+    # exposure as a fraction of the scene's own mean lightness instead: a dark scene gives a
+    # darker night image, so the night image says how bright the scene was (the absolute target
+    # hides it, and a network can only learn an average brightness: dark scenes turn to haze)
+    relative: bool = False
     light_threshold: float = 0.97      # L above this is a light source and keeps its lightness
     light_band: float = 0.02           # soft ramp below the threshold: no hard halo around lamps
     curve_steps: int = 10              # iterations of the LE curve x ← x + r(x² − x)
@@ -137,8 +141,9 @@ def _light_weight(lum: np.ndarray, threshold: float, band: float) -> np.ndarray:
 
 
 def fit_curve(light: np.ndarray, exposure: float, *, light_threshold: float = 0.97,
-              light_band: float = 0.02, steps: int = 10) -> float:
-    """The constant r that brings the mean lightness of the non-light pixels to `exposure`.
+              light_band: float = 0.02, steps: int = 10, relative: bool = False) -> float:
+    """The constant r that brings the mean lightness of the non-light pixels to `exposure`
+    (`relative`: to `exposure` times their mean lightness now).
 
     Bisection on a 1024-bin histogram: the curve is monotone in r, and the histogram makes each
     trial cost a thousand values instead of a megapixel."""
@@ -149,6 +154,8 @@ def fit_curve(light: np.ndarray, exposure: float, *, light_threshold: float = 0.
     centers = (edges[:-1] + edges[1:]) / 2.0
     w = _light_weight(centers, light_threshold, light_band)
     p = hist / hist.sum()
+    if relative:
+        exposure *= float((p * centers).sum())
 
     def mean_after(r: float) -> float:
         return float((p * (w * centers + (1 - w) * le_curve(centers, r, steps))).sum())
@@ -387,7 +394,7 @@ class Degrader:
         if rr is None:
             rr = fit_curve(lightness(sub[cut]), params["darken"]["exposure"],
                            light_threshold=d.light_threshold, light_band=d.light_band,
-                           steps=d.curve_steps)
+                           steps=d.curve_steps, relative=d.relative)
         low_sub, rr = darken(sub, params["darken"]["exposure"], light_threshold=d.light_threshold,
                              light_band=d.light_band, steps=d.curve_steps,
                              ratio_space=d.ratio_space, r=rr)
