@@ -86,7 +86,7 @@ STAGE1_CPU_MIN = 60.0
 STAGE2_CPU_MIN = 45.0
 VAL_EVERY = 400
 RECORD = Path(__file__).resolve().parents[1] / "records" / "recipe_search"
-RECORD_FILES = ("log.txt", "config.yaml", "finished.json", "scores.json")
+RECORD_FILES = ("log.txt", "config.yaml", "scores.json", "finished.json")  # finished.json last: all is there
 STAGE1_WEIGHTS = "stage1.safetensors"  # in the record: what every arm of the family trains against
 RESTORER = "restorer.safetensors"  # in the record: the final run's best restorer (fp16), to ship
 LATEST_WEIGHTS, LEGS = "latest.safetensors", "legs.json"  # a long run's last pause (final)
@@ -99,17 +99,17 @@ def _precision() -> str:
 
 
 def _train(root: Path, record: Path, name: str, preset: str, opts: list[str], budget: float,
-           deadline: float, ranks: int = 1) -> str:
+           deadline: float, ranks: int = 1, keep: bool = True) -> str:
     """Train (or resume) one run unless the record holds it finished; returns "done", or "paused"
     if --hours ran out first. Two searches running side by side (one per core) wait for each
-    other's runs, never share one."""
+    other's runs, never share one. ``keep=False``: the caller records the run once it is scored."""
     if (record / name / "finished.json").is_file():
         return "done"
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         status = _train_locked(root, name, preset, opts, budget, deadline, ranks)
-    if status == "done":
+    if status == "done" and keep:
         _keep(root, record, name)
     return status
 
@@ -121,15 +121,15 @@ def _keep(root: Path, record: Path, name: str) -> None:
 
     kept = record / name
     kept.mkdir(parents=True, exist_ok=True)
+    weights = _kept_weights(name)
+    if weights and not (kept / weights[0]).is_file():
+        convert(root / name / "models" / weights[1], kept / weights[0], dtype=torch.float16)
     for file in RECORD_FILES:
         if (root / name / file).is_file():
             text = (root / name / file).read_text()
             # the record is committed: paths relative to where the search ran, not this machine's
             text = re.sub(r"(?<=: )/\S+", lambda m: os.path.relpath(m.group(0)), text)
             (kept / file).write_text(text)
-    weights = _kept_weights(name)
-    if weights and not (kept / weights[0]).is_file():
-        convert(root / name / "models" / weights[1], kept / weights[0], dtype=torch.float16)
 
 
 def _kept_weights(name: str) -> tuple[str, str] | None:
@@ -217,7 +217,7 @@ def _scores(root: Path, record: Path, name: str, val: Path, weights_file: str = 
     if scores is None:
         scores = root / name / "scores.json"
         scores.write_text(json.dumps(_score(root, name, val, weights_file), indent=2) + "\n")
-        _keep(root, record, name)
+    _keep(root, record, name)
     print(f"{name}: {scores.read_text()}", flush=True)
     return json.loads(scores.read_text())
 
@@ -241,7 +241,7 @@ def run(args) -> int:
             return 0
         checkpoint = record / stage1 / STAGE1_WEIGHTS
         if _train(root, record, arm, f"{PRESET}-stage2", _stage2_opts(args.photos, family, arm, checkpoint, val),
-                  STAGE2_CPU_MIN, deadline) != "done":
+                  STAGE2_CPU_MIN, deadline, keep=False) != "done":
             return 0
         _scores(root, record, arm, val)
     return 0
@@ -263,14 +263,14 @@ def final(args) -> int:
     opts = [*_stage2_opts(args.photos, family, arm, record / "final-stage1" / STAGE1_WEIGHTS, val), *patience]
     restorer = root / arm / "models" / "net_g_latest.pth"  # the arm's restorer, while its working folder lasts
     if _long_run(root, record, "final", f"{PRESET}-stage2", opts, "stage2.init_from",
-                 restorer if restorer.is_file() else None, args.cpu_min, deadline, args.ranks) != "done":
+                 restorer if restorer.is_file() else None, args.cpu_min, deadline, args.ranks, keep=False) != "done":
         return 0
     _scores(root, record, "final", val, "net_g_best.pth")  # the best validation, not the patience steps after it
     return 0
 
 
 def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str], init_key: str,
-              start: Path | None, budget: float, deadline: float, ranks: int) -> str:
+              start: Path | None, budget: float, deadline: float, ranks: int, keep: bool = True) -> str:
     """Train a run longer than a session in legs. Each pause records the run's latest weights
     (fp16) and the CPU-minutes it has used; if its working folder is then lost, the next leg
     starts from those weights (with a fresh optimizer and patience count) for the rest of the
@@ -290,7 +290,7 @@ def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str],
         raise SystemExit(f"error: {name}: its earlier legs used {legs['cpu_min_before']:.1f} of its {budget:g} "
                          "CPU-minutes per process; give it more to go on")
     leg_opts = [*opts, f"{init_key}={start.as_posix()}"] if start else opts
-    status = _train(root, record, name, preset, leg_opts, budget - legs["cpu_min_before"], deadline, ranks)
+    status = _train(root, record, name, preset, leg_opts, budget - legs["cpu_min_before"], deadline, ranks, keep)
     log = root / name / "log.txt"
     used = re.findall(r"the time limit was reached \(([\d.]+) CPU-min used\)", log.read_text()) if log.is_file() else []
     if status == "paused" and used:
