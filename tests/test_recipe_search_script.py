@@ -52,6 +52,9 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert "stage1-small/stage1.safetensors" in control_config
     for file in ("config.yaml", "log.txt"):  # paths relative to where the search ran
         assert ": /" not in (record / "control" / file).read_text()
+    shutil.rmtree(record / "control")  # `record` copies what --root has finished
+    assert search.main(["record", "--root", str(root), "--record", str(record)]) == 0
+    assert json.loads((record / "control" / "scores.json").read_text()) == scores
 
     # final: stage 1 goes on from the recorded weights; paused by --hours (a session's end) ...
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "100", "--cpu-min", "0.001", "--patience", "1000",
