@@ -128,7 +128,7 @@ def _keep(root: Path, record: Path, name: str) -> None:
         if (root / name / file).is_file():
             text = (root / name / file).read_text()
             # the record is committed: paths relative to where the search ran, not this machine's
-            text = re.sub(r"(?<=: )/\S+", lambda m: os.path.relpath(m.group(0)), text)
+            text = re.sub(r"(?<![\w.~])/(?:[\w.-]+/)+[\w.-]+", lambda m: os.path.relpath(m.group(0)), text)
             (kept / file).write_text(text)
 
 
