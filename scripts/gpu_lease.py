@@ -5,13 +5,17 @@ Two steps, for a GPU machine that can reach nothing (no package index, no photo 
     # here: what travels, about 26 MB for the 33 photos of the default model (the training photos
     # as JPEG, the stage-1 checkpoint in fp16), into a folder git ignores (.git/info/exclude)
     python scripts/gpu_lease.py pack --photos train2/ --stage1 runs/small-stage1/models/net_g_9000.pth -o .lease/
+    # or the recipe search's winner, validated on the search's fixed pairs (MODEL_CARD.md):
+    python scripts/gpu_lease.py pack --photos data/train --stage1 records/recipe_search/stage1-small/stage1.safetensors \
+        --val data/valset -o .lease/      # there: train ... --fresh --opt model.use_dbca=false
     # there, from the repository root, with a Python that has torch, torchvision, numpy, Pillow,
     # tifffile, safetensors, PyYAML and tqdm:
     PYTHONPATH=src python3 scripts/gpu_lease.py train .lease/ --minutes 9 --out OUT/
 
-``train`` continues the bundled restorer (``stage2.init_from``) against that stage 1 for
+``train`` continues the bundled restorer (``stage2.init_from``; ``--fresh``: a new one, e.g. of
+the search's winning size) against that stage 1 for
 ``--minutes`` (``vqcnir train --time-limit``), exports the EMA weights as an fp16 safetensors
-file into OUT and prints a short table. Score that file here with the model card's
+file into OUT and prints a short table. With ``pack --val`` it validates on those pairs. Score that file here with the model card's
 ``vqcnir evaluate ... --weights OUT/restorer-N.safetensors`` before bundling it. The restorer is
 trained with L1 + code alignment only: the perceptual-loss weights (66 MB) do not travel.
 """
@@ -20,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-PHOTOS, STAGE1 = "photos", "stage1.safetensors"
+PHOTOS, STAGE1, VAL = "photos", "stage1.safetensors", "val"
+VAL_SIDES = ("low_blur_noise", "high_sharp_scaled")
 MAX_PACK_MB = 40  # the machine takes 64 MiB with the repository (about 18 MB)
 
 
@@ -33,6 +39,7 @@ def pack(args) -> int:
     import torch
     from PIL import Image
 
+    from vqcnir.errors import VQCNIRError
     from vqcnir.imagefiles import images_under, read_image
     from vqcnir.weights import convert
 
@@ -43,6 +50,11 @@ def pack(args) -> int:
         pixels = (read_image(path).rgb * 255 + 0.5).clip(0, 255).astype("uint8")
         Image.fromarray(pixels).save(out / PHOTOS / f"{path.stem}.jpg", quality=95, subsampling=0)
     convert(args.stage1, out / STAGE1, overwrite=True, dtype=torch.float16)
+    if args.val:  # the validation pairs travel as they are (PNG: the ground truth stays exact)
+        for side in VAL_SIDES:
+            if not (Path(args.val) / side).is_dir():
+                raise VQCNIRError(f"{args.val}: has no {side}/ folder of validation pairs")
+            shutil.copytree(Path(args.val) / side, out / VAL / side, dirs_exist_ok=True)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     print(f"packed {len(photos)} photos and stage 1 into {out}: {size:.1f} MB")
     if size > MAX_PACK_MB:
@@ -62,15 +74,16 @@ def train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="vqcnir-lease-"))
     workers = max(0, min(12, (os.cpu_count() or 2) - 2))
+    start_from = [] if args.fresh else [f"stage2.init_from={(args.init_from or resolve_weights(None)).as_posix()}"]
+    fixed_val, val_pairs = _fixed_validation(lease / VAL)
     cfg = load_config(f"{args.preset}-stage2", [
         "name=lease", f"experiments_root={runs.as_posix()}", f"data.root={(lease / PHOTOS).as_posix()}",
         f"stage2.stage1_checkpoint={(lease / STAGE1).as_posix()}",
-        f"stage2.init_from={(args.init_from or resolve_weights(None)).as_posix()}",
-        f"data.crop={args.crop}", f"data.batch_size={args.batch}", f"data.num_workers={workers}",
+        *start_from, f"data.crop={args.crop}", f"data.batch_size={args.batch}", f"data.num_workers={workers}",
         f"train.optim_g.lr={args.lr}", "train.scheduler.milestones=[1000000]", "train.total_iter=1000000",
         "train.losses.perceptual=0", "train.losses.adversarial=0", "logging.tensorboard=false",
         "logging.progress_bar=false", f"logging.save_every={args.every}", f"val.every={args.every}",
-        *args.opt])
+        *fixed_val, *args.opt])
     start = time.monotonic()
     result = run_training(cfg, device=args.device, time_limit=args.minutes * 60)
     wall = time.monotonic() - start
@@ -84,11 +97,21 @@ def train(args) -> int:
     rows = [("device", device), ("iterations", f"{it} ({args.batch} x {args.crop}²)"),
             ("wall time", f"{wall / 60:.1f} min"), ("seconds per iteration", f"{result['step_time'] / steps:.3f}"),
             ("data wait", f"{100 * result['data_time'] / max(result['step_time'], 1e-9):.0f} %"),
+            ("validation", f"{val_pairs} fixed pairs" if val_pairs else "held-back training photos"),
             ("best validation", best),
             ("weights", str(weights))]
     for name, value in rows:
         print(f"| {name} | {value} |")
     return 0
+
+
+def _fixed_validation(val: Path) -> tuple[list[str], int]:
+    """Config overrides to validate on the packed pairs (whole images), and how many there are."""
+    if not val.is_dir():
+        return [], 0
+    pairs = len(list((val / VAL_SIDES[1]).rglob("*.png")))
+    return [f"val.night_dir={(val / VAL_SIDES[0]).as_posix()}", f"val.gt_dir={(val / VAL_SIDES[1]).as_posix()}",
+            "val.crop=null", f"val.num_images={pairs}"], pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,13 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", required=True, help="folder of the restorer's training photos")
     p.add_argument("--stage1", required=True, help="stage-1 checkpoint the bundled restorer was trained against")
     p.add_argument("-o", "--out", required=True, help="folder to write (carried to the GPU machine)")
+    p.add_argument("--val", help="validation pairs (low_blur_noise/, high_sharp_scaled/) to validate on there")
     p.set_defaults(func=pack)
     t = sub.add_parser("train", help="there: continue the restorer for --minutes, export fp16 weights")
     t.add_argument("lease", help="the folder `pack` wrote")
     t.add_argument("--minutes", type=float, required=True, help="training time; the last save and the export follow it (about a minute)")
     t.add_argument("--out", required=True, help="folder for the exported weights")
     t.add_argument("--preset", default="small")
-    t.add_argument("--init-from", type=Path, help="restorer to continue (default: the bundled model)")
+    start = t.add_mutually_exclusive_group()
+    start.add_argument("--init-from", type=Path, help="restorer to continue (default: the bundled model)")
+    start.add_argument("--fresh", action="store_true",
+                       help="train a new restorer (e.g. of the recipe search's winning size) instead")
     t.add_argument("--crop", type=int, default=256)
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-4)

@@ -50,6 +50,37 @@ def test_pack_then_train_exports_loadable_fp16_weights(tmp_path, gpu_lease, caps
     assert model(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
 
 
+def test_a_fresh_restorer_validated_on_packed_pairs(tmp_path, gpu_lease, capsys):
+    """--val packs the recipe search's fixed pairs; --fresh trains a restorer of another size."""
+    rng = np.random.default_rng(1)
+    photos, val = tmp_path / "photos", tmp_path / "val"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    for side in ("low_blur_noise", "high_sharp_scaled"):
+        (val / side / "a").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)).save(val / side / "a" / f"{i}.png")
+    runs = tmp_path / "runs"
+    run_training(load_config("tiny-stage1", [f"experiments_root={runs.as_posix()}", "train.total_iter=1",
+                                             "val.every=1", "val.crop=16", "data.crop=16", "data.synth_length=8"]),
+                 device="cpu")
+    lease, out = tmp_path / "lease", tmp_path / "out"
+    assert gpu_lease.main(["pack", "--photos", str(photos), "--stage1",
+                           str(runs / "tiny-stage1" / "models" / "net_g_1.pth"), "--val", str(val), "-o", str(lease)]) == 0
+    assert len(list((lease / "val" / "high_sharp_scaled" / "a").iterdir())) == 3
+    assert gpu_lease.main(["train", str(lease), "--minutes", "0", "--out", str(out), "--preset", "tiny", "--fresh",
+                           "--crop", "16", "--batch", "2", "--every", "1", "--device", "cpu",
+                           "--opt", "model.use_dbca=false", "data.synth_length=8"]) == 0
+    table = capsys.readouterr().out
+    assert "| validation | 3 fixed pairs |" in table and "| best validation | psnr " in table
+    model = vqcnir.load_model(out / "restorer-1.safetensors", device="cpu")
+    assert not model.main_decode.dbca_levels  # the size asked for, not the bundled one's
+    assert gpu_lease.main(["pack", "--photos", str(photos), "--stage1", str(lease / "stage1.safetensors"),
+                           "--val", str(photos), "-o", str(tmp_path / "lease2")]) == 2
+    assert "has no low_blur_noise/ folder" in capsys.readouterr().err
+
+
 def test_pack_refuses_a_missing_folder_in_one_line(tmp_path, gpu_lease, capsys):
     assert gpu_lease.main(["pack", "--photos", str(tmp_path / "nope"), "--stage1", "x.pth",
                            "-o", str(tmp_path / "lease")]) == 2
