@@ -77,6 +77,7 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     final_log = (root / "final" / "log.txt").read_text()
     assert "trained parts initialised from" in final_log and "control" in final_log  # the arm's restorer
     assert "final-stage1/stage1.safetensors" in (root / "final" / "config.yaml").read_text()  # stage 1 gone on
+    assert "best gt_mean_psnr" in final_log  # chosen by structure, not by its guess of brightness
     assert (root / "final" / "scores.json").is_file() and (record / "final" / "restorer.safetensors").is_file()
     assert not (root / "stage1-small" / "models" / "net_g_2.pth").exists()  # the search's runs stay as scored
 

@@ -262,6 +262,30 @@ def test_a_fixed_validation_set_replaces_the_held_out_split(tmp_path):
     assert "6 training / 3 validation items" in log and "validation @ 2: psnr" in log
 
 
+def test_validation_scores_gt_mean_metrics(tmp_path, monkeypatch):
+    """gt_mean_psnr: PSNR after each image's brightness is taken from its ground truth, so a
+    restorer that is right but for its exposure scores as if it were right."""
+    import types
+
+    from vqcnir.train.validation import validate
+
+    gt = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    net = types.SimpleNamespace(eval=lambda: None, train=lambda mode: None, training=False)
+    cfg = tiny(2, tmp_path, "stage2.stage1_checkpoint=x", "val.metrics=[psnr,gt_mean_psnr]", "val.crop=null",
+               "val.grid_images=0")
+    trainer = types.SimpleNamespace(
+        cfg=cfg, ema=None, net=net, device=torch.device("cpu"), val_set=[{"gt": gt, "night": gt * 0.8}],  # restored: the truth at 80 % brightness
+        stage=types.SimpleNamespace(inputs=lambda item, g, move: move(item["night"])),
+        autocast=lambda: torch.autocast("cpu", enabled=False))
+    import vqcnir.train.validation as validation
+
+    monkeypatch.setattr(validation, "_run_padded", lambda net, x: x)  # the network's output is its input
+    scores = validate(trainer, 1)
+    assert scores["psnr"] < 25 and scores["gt_mean_psnr"] > 60
+    with pytest.raises(VQCNIRError, match="'gt_mean_niqe' is not a full-reference metric"):
+        tiny(2, tmp_path, "stage2.stage1_checkpoint=x", "val.metrics=[psnr,gt_mean_niqe]")
+
+
 # ----------------------------------------------------------------------------- resume
 def test_resume_equals_uninterrupted_and_survives_a_broken_save(tmp_path):
     opts = ("train.total_iter=8", "logging.save_every=4", "val.every=4", "codebook.restart_every=3")
