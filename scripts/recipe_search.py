@@ -54,6 +54,9 @@ FAMILIES: dict[str, list[str]] = {
                "model.norm_groups=8"],
     # the codebook at 1/4 scale: a 4-px code grid
     "small_q4": ["model.preset=small", "model.quant_scale=4"],
+    # interpolating instead of nearest upsampling in G and D: the mosaic of every arm comes from
+    # G (its stage-1 reconstructions grow blockier as they sharpen)
+    "small_bilinear": ["model.preset=small", "model.upsample=bilinear"],
 }
 
 # the shipped restorer's recipe (L1 + code alignment + ST-LPIPS-VGG, no GAN, 2 x 128² crops)
@@ -77,6 +80,8 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     # night images as bright as a fraction of their scene (the haze of dark scenes); the
     # validation pairs keep the absolute exposure, so read its GT-mean PSNR, not its PSNR
     "relative": ("small", ["data.degrade.darken.relative=true", "data.degrade.darken.exposure=[0.1,0.5]"]),
+    # the leading fast network (no AIEM, no DBCA) without G's nearest-neighbour mosaic
+    "d_only_bilinear": ("small_bilinear", ["model.use_aiem=false", "model.use_dbca=false"]),
     # the control again with another seed: how far apart two runs of one recipe end
     "control_seed1": ("small", ["seed=1"]),
 }

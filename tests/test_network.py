@@ -108,6 +108,29 @@ def test_dbca_at_the_coarsest_levels_only(levels, tmp_path):
         preset("tiny").with_(dbca_levels=5)
 
 
+def test_bilinear_upsampling_keeps_the_keys_and_is_stored_with_the_weights(tmp_path):
+    from vqcnir.weights import load_network, save_checkpoint
+
+    nearest, bilinear = preset("tiny"), preset("tiny").with_(upsample="bilinear")
+    a, b = VQCNIR(nearest).eval(), VQCNIR(bilinear).eval()
+    state = a.state_dict()
+    assert {k: v.shape for k, v in b.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    b.load_state_dict(state)
+    modes = [m.mode for m in b.modules() if isinstance(m, torch.nn.Upsample)]
+    assert modes == ["bilinear"] * 6  # G's three steps and D's three
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert (a(x) - b(x)).abs().max() > 1e-4  # the same weights, another network
+    save_checkpoint(tmp_path / "w.pth", state, bilinear)
+    with torch.no_grad():
+        torch.testing.assert_close(load_network(tmp_path / "w.pth").eval()(x), b(x))
+    assert VQCNIRConfig.from_dict(bilinear.to_dict()) == bilinear
+    with pytest.raises(ValueError, match="upsample='bicubic' is not one of nearest, bilinear"):
+        preset("tiny").with_(upsample="bicubic")
+    with pytest.raises(TypeError, match="upsample=2 is not of type str"):
+        VQCNIRConfig.from_dict({"upsample": 2})
+
+
 def test_stage2_training_step_flows_gradients_everywhere_trainable():
     torch.manual_seed(0)
     cfg = preset("tiny")

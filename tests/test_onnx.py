@@ -119,6 +119,25 @@ def test_fp16_export_halves_the_weights_but_keeps_deform_in_fp32(tmp_path):
     assert all(types.get(name, onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT for name in deform.input if name)
 
 
+def test_bilinear_upsampling_exports_and_matches_torch(tmp_path):
+    """``upsample=bilinear`` (a config choice no tensor shows) reaches the graph and its metadata."""
+    from vqcnir.nn import VQCNIR
+
+    torch.manual_seed(0)
+    config = preset("tiny").with_(upsample="bilinear", use_dbca=False)  # no deform: a quick export
+    model = prepare_for_inference(VQCNIR(config).eval(), CPU)
+    path = export_onnx(model, tmp_path / "bilinear.onnx", weights_name="test", size=(32, 48))
+    graph = onnx.load(str(path))
+    assert json.loads(read_metadata(graph)[CONFIG_KEY])["upsample"] == "bilinear"
+    modes = {a.s for n in graph.graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"}
+    assert modes == {b"linear"}
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(2, 3, 32, 48)
+    (y,) = session.run(None, {"night": x.numpy()})
+    with torch.no_grad():
+        assert np.abs(y - model(x).numpy()).max() <= PARITY
+
+
 def test_export_refuses_to_replace_a_file_or_write_another_suffix(tmp_path, capsys):
     existing = tmp_path / "model.onnx"
     existing.write_bytes(b"keep me")

@@ -71,6 +71,7 @@ def test_overrides_reach_every_key():
     (["train.losses.perceptual_net=vgg19"], "perceptual_net"),
     (["val.metrics=[psnr, niqe]"], "full-reference"),
     (["model.width=10"], "model:"),
+    (["model.upsample=bicubic"], "model: invalid VQCNIRConfig: upsample='bicubic'"),
     (["data.kind=paired"], "night_dir"),
     (["no_equals_sign"], "key=value"),
     (["data.degrade.noise.modle=none"], "data.degrade: unknown synthesis option noise.modle"),
@@ -204,6 +205,21 @@ def test_stage1_init_from_starts_from_an_earlier_stage1(tmp_path):
         Trainer(tiny(1, tmp_path, "name=wrong", f"stage1.init_from={restorer.as_posix()}"), device="cpu")
     with pytest.raises(VQCNIRError, match="a stage-2 run starts from stage2.init_from"):
         tiny(2, tmp_path, f"stage2.stage1_checkpoint={earlier.as_posix()}", f"stage1.init_from={earlier.as_posix()}")
+
+
+def test_stage2_keeps_stage1s_upsampling(tmp_path):
+    """The mode is in no tensor: stage 2 must be asked for stage 1's, else it would restore
+    through a G that differs from the one stage 1 trained."""
+    from vqcnir.nn import VQGAN
+    from vqcnir.weights import save_checkpoint
+
+    config = load_config("tiny-stage1", ["model.upsample=bilinear"]).model.network_config()
+    save_checkpoint(tmp_path / "s1.pth", VQGAN(config).state_dict(), config)
+    start = f"stage2.stage1_checkpoint={(tmp_path / 's1.pth').as_posix()}"
+    net = Trainer(tiny(2, tmp_path, start, "model.upsample=bilinear"), device="cpu").net
+    assert {m.mode for m in net.modules() if isinstance(m, torch.nn.Upsample)} == {"bilinear"}
+    with pytest.raises(VQCNIRError, match=r"upsample=nearest \(the checkpoint has bilinear\)"):
+        Trainer(tiny(2, tmp_path, "name=second", start), device="cpu")
 
 
 def test_stage2_refuses_a_wrong_start(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+UPSAMPLE_MODES = ("nearest", "bilinear")
+
 
 @dataclass(frozen=True)
 class VQCNIRConfig:
@@ -34,6 +36,10 @@ class VQCNIRConfig:
     # ones concatenate G's feature as with use_dbca off (full-resolution DBCA is about a third
     # of the small model's CPU time)
     dbca_levels: int = 4
+    # how G and D double their resolution: "nearest" (the paper's) copies each pixel into a 2x2
+    # block, which a small or briefly trained G leaves visible as an 8-px mosaic; "bilinear"
+    # interpolates. Parameter-free: same state-dict keys, so checkpoints must store it.
+    upsample: str = "nearest"
 
     def __post_init__(self):
         counts = [f.name for f in fields(self) if f.type == "int" and getattr(self, f.name) < 1]
@@ -48,6 +54,8 @@ class VQCNIRConfig:
                 problems.append(f"{channels} channels are not divisible by deform_groups={self.deform_groups}")
         if self.dbca_levels > 4:
             problems.append(f"dbca_levels={self.dbca_levels} exceeds D's 4 scales")
+        if self.upsample not in UPSAMPLE_MODES:
+            problems.append(f"upsample={self.upsample!r} is not one of {', '.join(UPSAMPLE_MODES)}")
         if self.quant_scale not in (4, 8):
             problems.append(f"quant_scale={self.quant_scale} is not 4 or 8")
         if 4 * w < self.aiem_splits:
@@ -62,7 +70,7 @@ class VQCNIRConfig:
     def from_dict(cls, values: dict) -> "VQCNIRConfig":
         if not isinstance(values, dict):
             raise TypeError(f"a model config maps field names to values, not a {type(values).__name__}")
-        types = {f.name: f.type for f in fields(cls)}  # "int", "float", "bool" (postponed annotations)
+        types = {f.name: f.type for f in fields(cls)}  # "int", "float", "bool", "str" (postponed annotations)
         unknown = sorted(map(str, set(values) - set(types)))
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
@@ -79,6 +87,8 @@ def _is_a(value, type_name: str) -> bool:
     """Whether a value read from JSON or a checkpoint has a field's type (bool is no number here)."""
     if type_name == "bool":
         return isinstance(value, bool)
+    if type_name == "str":
+        return isinstance(value, str)
     allowed = (int, float) if type_name == "float" else (int,)
     return isinstance(value, allowed) and not isinstance(value, bool)
 

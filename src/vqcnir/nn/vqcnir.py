@@ -9,7 +9,7 @@ from torch import nn
 from .blocks import ResnetBlock, conv3x3
 from .config import VQCNIRConfig
 from .dbca import BidirectionalCrossAttention, DeformableAlignment
-from .vqgan import Encoder, VQGAN
+from .vqgan import Encoder, VQGAN, upsample2x
 
 # D's levels, coarse to fine, named by their downscale factor as in the release.
 LEVELS = ("Level_8", "Level_4", "Level_2", "Level_1")
@@ -33,7 +33,7 @@ class MainDecoder(nn.Module):
             self.decoder_dict[level] = ResnetBlock(2 * ch, ch, cfg.norm_groups)
             upsample = level != LEVELS[1] or self.first_step == 2
             self.pre_upsample_dict[level] = nn.Sequential(
-                nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity(), conv3x3(prev, ch)
+                upsample2x(cfg.upsample, upsample), conv3x3(prev, ch)
             )
         if self.dbca_levels:
             self.align_func_dict = nn.ModuleDict()

@@ -43,14 +43,22 @@ class Encoder(nn.Module):
         return x
 
 
+def upsample2x(mode: str, active: bool = True) -> nn.Module:
+    """The parameter-free x2 upsampling of G and D (``VQCNIRConfig.upsample``); the identity
+    where a codebook at 1/4 scale skips a step."""
+    if not active:
+        return nn.Identity()
+    return nn.Upsample(scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+
+
 class DecoderBlock(nn.Module):
-    """Nearest x2 upsample, 3x3 conv, two ResBlocks (``block.0`` is the parameter-free upsample;
+    """x2 upsample, 3x3 conv, two ResBlocks (``block.0`` is the parameter-free upsample;
     ``upsample=False`` makes it the identity, for a codebook at 1/4 scale)."""
 
-    def __init__(self, in_ch: int, out_ch: int, norm_groups: int, upsample: bool = True):
+    def __init__(self, in_ch: int, out_ch: int, norm_groups: int, upsample: bool = True, mode: str = "nearest"):
         super().__init__()
         self.block = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity(),
+            upsample2x(mode, upsample),
             conv3x3(in_ch, out_ch),
             ResBlock(out_ch, norm_groups),
             ResBlock(out_ch, norm_groups),
@@ -83,7 +91,7 @@ class VQGAN(nn.Module):
     def _build_codebook_decoder(self, cfg: VQCNIRConfig) -> None:
         w = cfg.width
         self.decoder_group = nn.ModuleList(
-            DecoderBlock(c_in, c_out, cfg.norm_groups, upsample)
+            DecoderBlock(c_in, c_out, cfg.norm_groups, upsample, cfg.upsample)
             for c_in, c_out, upsample in [(4 * w, 4 * w, cfg.quant_scale == 8), (4 * w, 2 * w, True), (2 * w, w, True)]
         )
         self.out_conv = conv3x3(w, cfg.in_channels)
