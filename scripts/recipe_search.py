@@ -10,6 +10,7 @@ training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8.
     python scripts/recipe_search.py run ... --arms control,no_perc      # some arms only
     python scripts/recipe_search.py report --root experiments/search    # the table and the plot
     python scripts/recipe_search.py final --arm ARM --photos data/train --val data/valset   # the winner, longer
+    python scripts/recipe_search.py checkpoints --run stage1-small --val data/valset   # PSNR, grid per checkpoint
 
 Every finished run is also copied into the committed record (``--record``, default
 ``records/recipe_search/``): its log, config and scores, and for a stage 1 its weights (fp16
@@ -365,6 +366,46 @@ def report(args) -> int:
     return 0
 
 
+def checkpoints(args) -> int:
+    """Score every ``--every``-th saved checkpoint of one run on the validation set: how PSNR and
+    the 8-px grid move as it trains. A stage 1 reconstructs the sharp side, a restorer restores
+    the night side (and gets a GT-mean PSNR too)."""
+    import torch
+
+    from vqcnir import metrics
+    from vqcnir.engine import forward_padded
+    from vqcnir.imagefiles import read_image
+    from vqcnir.metrics.evaluate import match_gt_mean
+    from vqcnir.weights import is_stage1, load_network, read_checkpoint
+
+    run_dir, val = Path(args.root) / args.run, Path(args.val)
+    found = {int(m.group(1)): f for f in (run_dir / "models").glob("net_g_*.pth")
+             if (m := re.fullmatch(r"net_g_(\d+)\.pth", f.name))}
+    if not found:
+        raise SystemExit(f"error: {run_dir / 'models'}: no saved checkpoints")
+    log = run_dir / "log.txt"
+    cpu = {int(i): float(c) for i, c in re.findall(r"validation @ (\d+):.*?\(cpu ([\d.]+) min\)",
+                                                    log.read_text() if log.is_file() else "")}
+    gt_files = sorted((val / "high_sharp_scaled").rglob("*.png"))
+    gts = [torch.from_numpy(read_image(f).rgb).permute(2, 0, 1)[None] for f in gt_files]
+    stage = 1 if is_stage1(read_checkpoint(next(iter(found.values())))[0]) else 2
+    inputs = gts if stage == 1 else [torch.from_numpy(read_image(val / "low_blur_noise" / f.relative_to(
+        val / "high_sharp_scaled")).rgb).permute(2, 0, 1)[None] for f in gt_files]
+    print(f"| iteration | CPU-min | PSNR | {'' if stage == 1 else 'GT-mean PSNR | '}blockiness8 |")
+    print(f"|---:|---:|---:|{'' if stage == 1 else '---:|'}---:|")
+    for it in sorted(found)[::args.every]:
+        model = load_network(found[it], stage=stage)
+        with torch.no_grad():
+            outs = [forward_padded(model, x).clamp(0, 1) for x in inputs]
+        mean = lambda name, pairs: sum(float(metrics.compute(name, o, g)[0]) for o, g in pairs) / len(gts)
+        psnr, grid = mean("psnr", zip(outs, gts)), sum(float(metrics.compute("blockiness8", o)[0]) for o in outs) / len(gts)
+        gt_mean = "" if stage == 1 else f"{mean('psnr', ((match_gt_mean(o, g), g) for o, g in zip(outs, gts))):.2f} | "
+        print(f"| {it:,} | {cpu.get(it, float('nan')):.1f} | {psnr:.2f} | {gt_mean}{grid:.3f} |", flush=True)
+    truth = sum(float(metrics.compute("blockiness8", g)[0]) for g in gts) / len(gts)
+    print(f"\nground truth blockiness8: {truth:.3f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -397,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="DDP processes, one thread each (default 2: the final runs have the machine to "
                         "themselves); CPU budgets count all of them")
     f.set_defaults(func=final)
+    c = sub.add_parser("checkpoints", help="score a run's saved checkpoints on the validation set (PSNR, blockiness8)")
+    c.add_argument("--run", required=True, help="a run of --root, e.g. stage1-small or d_only")
+    c.add_argument("--val", required=True)
+    c.add_argument("--root", default="experiments/search")
+    c.add_argument("--every", type=int, default=1, help="score every N-th saved checkpoint (default 1)")
+    c.set_defaults(func=checkpoints)
     for command in (r, k, q, f):
         command.add_argument("--record", default=str(RECORD),
                              help="the committed record of finished runs (default records/recipe_search)")

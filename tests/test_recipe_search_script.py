@@ -57,6 +57,17 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert search.main(["record", "--root", str(root), "--record", str(record)]) == 0
     assert json.loads((record / "control" / "scores.json").read_text()) == scores
 
+    # each saved checkpoint scored: a stage 1 reconstructs (no GT-mean column), a restorer restores
+    for run, columns in (("stage1-small", 4), ("control", 5)):
+        capsys.readouterr()
+        assert search.main(["checkpoints", "--run", run, "--val", str(val), "--root", str(root)]) == 0
+        out = capsys.readouterr().out
+        rows = [line.strip("|").split("|") for line in out.splitlines() if re.match(r"\| \d", line)]
+        assert rows and all(len(r) == columns for r in rows), out
+        assert all(np.isfinite(float(v)) for r in rows for v in r[2:]) and "ground truth blockiness8" in out
+    with pytest.raises(SystemExit, match="no saved checkpoints"):
+        search.main(["checkpoints", "--run", "no_perc", "--val", str(val), "--root", str(root)])
+
     # final: stage 1 goes on from the recorded weights; paused by --hours (a session's end) ...
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "100", "--cpu-min", "0.001", "--patience", "1000",
                         "--hours", str(1.1 / 60)]) == 0
