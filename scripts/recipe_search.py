@@ -195,10 +195,11 @@ def _score(root: Path, arm: str, val: Path, weights_file: str) -> dict:
     return {**plain.means, "gt_mean_psnr": gt_mean.means["psnr"], "gt_blockiness8": truth.means["blockiness8"]}
 
 
-def _curve(log: str) -> list[tuple[float, float]]:
-    """(CPU-minutes, validation PSNR) pairs from a run's log."""
+def _curve(log: str, metric: str = "psnr") -> list[tuple[float, float]]:
+    """(CPU-minutes, validation ``metric``) pairs from a run's log (runs from before a metric was
+    logged have none of it)."""
     return [(float(m.group(2)), float(m.group(1))) for m in
-            re.finditer(r"validation @ \d+: psnr ([\d.]+).*?\(cpu ([\d.]+) min\)", log)]
+            re.finditer(rf"validation @ \d+:.*? {metric} ([\d.]+).*?\(cpu ([\d.]+) min\)", log)]
 
 
 def _val_opts(val: Path, stage: int) -> list[str]:
@@ -351,15 +352,17 @@ def report(args) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for arm, *_ in rows:
-            curve = _curve(logs[arm])
-            if curve:
-                ax.plot(*zip(*curve), marker=".", label=arm)
-        ax.set_xlabel("stage-2 CPU-minutes")
-        ax.set_ylabel("validation PSNR (dB)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for ax, metric, label in zip(axes, ("psnr", "gt_mean_psnr"), ("PSNR", "GT-mean PSNR")):
+            for arm, *_ in rows:
+                curve = _curve(logs[arm], metric)
+                if curve:
+                    ax.plot(*zip(*curve), marker=".", label=arm)
+            ax.set_xlabel("stage-2 CPU-minutes")
+            ax.set_ylabel(f"validation {label} (dB)")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(args.plot, dpi=110)
         print(f"plot: {args.plot}")
@@ -421,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     k.set_defaults(func=record)
     q = sub.add_parser("report", help="print the table of finished arms (and plot their curves)")
     q.add_argument("--root", default="experiments/search")
-    q.add_argument("--plot", help="PNG of validation PSNR against CPU-minutes")
+    q.add_argument("--plot", help="PNG of validation PSNR and GT-mean PSNR against CPU-minutes")
     q.set_defaults(func=report)
     f = sub.add_parser("final", help="train the winning arm on while validation improves (resumable)")
     f.add_argument("--arm", required=True, help="the search's winning arm")

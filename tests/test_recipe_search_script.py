@@ -96,6 +96,9 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert search.main(["report", "--root", str(root), "--record", str(record)]) == 0
     table = capsys.readouterr().out
     assert "| control | small |" in table
+    assert search.main(["report", "--root", str(root), "--record", str(record), "--plot", str(tmp_path / "c.png")]) == 0
+    assert Image.open(tmp_path / "c.png").size[0] > 1000  # both panels: PSNR and GT-mean PSNR
+    assert search._curve("validation @ 8: psnr 18.5  gt_mean_psnr 24.25  (cpu 3.5 min)", "gt_mean_psnr") == [(3.5, 24.25)]
 
     # the working folder is lost: the recorded runs are not trained again, the table is the same
     shutil.rmtree(root)
