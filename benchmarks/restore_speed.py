@@ -4,7 +4,7 @@
     python benchmarks/restore_speed.py --sizes 256,512 --repeats 3
     python benchmarks/restore_speed.py --device cuda --sizes 1080p,4k --precisions fp32,bf16
     python benchmarks/restore_speed.py --preset small --sizes 1mp --modes minimal   # the default model
-    python benchmarks/restore_speed.py --preset small:width=16,use_dbca=false --sizes 1mp   # a preset, changed
+    python benchmarks/restore_speed.py --preset small:width=16,use_dbca=false,upsample=bilinear --sizes 1mp  # changed
     python benchmarks/restore_speed.py --sizes 512 --allocators keep,glibc           # vqcnir.allocator's effect
     python benchmarks/restore_speed.py --sizes 512 --modes release --precisions fp32 \
         --backends torch,onnxruntime --deform deformconv,gridsample --profile       # backends side by side
@@ -63,14 +63,15 @@ def size_hw(size: str) -> tuple[int, int]:
 
 def network_config(spec: str):
     """``--preset``: a preset's name, or NAME:field=value,... for a preset with changed fields
-    (values in JSON: 16, false), e.g. the recipe search's other network sizes."""
-    import json
+    (16, false, bilinear), e.g. the recipe search's other network sizes."""
+    import yaml
 
     from vqcnir.nn import VQCNIRConfig, preset
 
     name, _, changes = spec.partition(":")
     fields = dict(change.split("=", 1) for change in changes.split(",") if change)
-    return VQCNIRConfig.from_dict({**preset(name).to_dict(), **{k: json.loads(v) for k, v in fields.items()}})
+    # YAML reads each value as the config files and --opt do: 16 an int, false a bool, a word a string
+    return VQCNIRConfig.from_dict({**preset(name).to_dict(), **{k: yaml.safe_load(v) for k, v in fields.items()}})
 
 
 def benchmark_network(preset_name: str):

@@ -122,8 +122,8 @@ def test_the_compiled_dcn_stand_in_computes_our_deformable_conv():
 
 def test_a_preset_with_changed_fields_builds_that_network():
     bench = _load_benchmark()
-    config = bench.network_config("tiny:width=16,use_dbca=false,quant_scale=4")
-    assert (config.width, config.use_dbca, config.quant_scale) == (16, False, 4)
+    config = bench.network_config("tiny:width=16,use_dbca=false,quant_scale=4,upsample=bilinear")
+    assert (config.width, config.use_dbca, config.quant_scale, config.upsample) == (16, False, 4, "bilinear")
     assert bench.network_config("tiny") == bench.network_config("tiny:")
     with pytest.raises(Exception, match="quant_scale=3 is not 4 or 8"):
         bench.network_config("tiny:quant_scale=3")
