@@ -403,7 +403,8 @@ def checkpoints(args) -> int:
         mean = lambda name, pairs: sum(float(metrics.compute(name, o, g)[0]) for o, g in pairs) / len(gts)
         psnr, grid = mean("psnr", zip(outs, gts)), sum(float(metrics.compute("blockiness8", o)[0]) for o in outs) / len(gts)
         gt_mean = "" if stage == 1 else f"{mean('psnr', ((match_gt_mean(o, g), g) for o, g in zip(outs, gts))):.2f} | "
-        print(f"| {it:,} | {cpu.get(it, float('nan')):.1f} | {psnr:.2f} | {gt_mean}{grid:.3f} |", flush=True)
+        minutes = f"{cpu[it]:.1f}" if it in cpu else "–"  # a run's last save need not follow a validation
+        print(f"| {it:,} | {minutes} | {psnr:.2f} | {gt_mean}{grid:.3f} |", flush=True)
     truth = sum(float(metrics.compute("blockiness8", g)[0]) for g in gts) / len(gts)
     print(f"\nground truth blockiness8: {truth:.3f}")
     return 0

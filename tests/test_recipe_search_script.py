@@ -65,6 +65,7 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
         rows = [line.strip("|").split("|") for line in out.splitlines() if re.match(r"\| \d", line)]
         assert rows and all(len(r) == columns for r in rows), out
         assert all(np.isfinite(float(v)) for r in rows for v in r[2:]) and "ground truth blockiness8" in out
+        assert all(r[1].strip() == "–" or float(r[1]) >= 0 for r in rows)  # CPU-minutes where the log has them
     with pytest.raises(SystemExit, match="no saved checkpoints"):
         search.main(["checkpoints", "--run", "no_perc", "--val", str(val), "--root", str(root)])
 
