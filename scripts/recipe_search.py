@@ -354,10 +354,10 @@ def report(args) -> int:
 
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for ax, metric, label in zip(axes, ("psnr", "gt_mean_psnr"), ("PSNR", "GT-mean PSNR")):
-            for arm, *_ in rows:
+            for i, (arm, *_) in enumerate(rows):
                 curve = _curve(logs[arm], metric)
-                if curve:
-                    ax.plot(*zip(*curve), marker=".", label=arm)
+                if curve:  # one colour per arm in both panels
+                    ax.plot(*zip(*curve), marker=".", label=arm, color=f"C{i % 10}")
             ax.set_xlabel("stage-2 CPU-minutes")
             ax.set_ylabel(f"validation {label} (dB)")
             ax.grid(alpha=0.3)
