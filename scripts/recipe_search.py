@@ -10,6 +10,7 @@ training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8.
     python scripts/recipe_search.py run ... --arms control,no_perc      # some arms only
     python scripts/recipe_search.py report --root experiments/search    # the table and the plot
     python scripts/recipe_search.py final --arm ARM --photos data/train --val data/valset   # the winner, longer
+    python scripts/recipe_search.py final --arm ARM ... --opt train.losses.frequency=0.1     # with other losses
     python scripts/recipe_search.py checkpoints --run stage1-small --val data/valset   # PSNR, grid per checkpoint
 
 Every finished run is also copied into the committed record (``--record``, default
@@ -272,7 +273,7 @@ def final(args) -> int:
         return 0
     # the restorer goes on while its structure improves: its plain PSNR drifts with the brightness it guesses
     opts = [*_stage2_opts(args.photos, family, arm, record / "final-stage1" / STAGE1_WEIGHTS, val), *patience,
-            "val.best_metric=gt_mean_psnr"]
+            "val.best_metric=gt_mean_psnr", *args.opt]
     restorer = root / arm / "models" / "net_g_latest.pth"  # the arm's restorer, while its working folder lasts
     if _long_run(root, record, "final", f"{PRESET}-stage2", opts, "stage2.init_from",
                  restorer if restorer.is_file() else None, args.cpu_min, deadline, args.ranks, keep=False) != "done":
@@ -438,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--patience", type=int, default=6,
                    help="stop a stage once this many validations in a row have not beaten its best (default 6)")
     f.add_argument("--hours", type=float, default=1000.0, help="stop (resumably) after this much wall time")
+    f.add_argument("--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="stage-2 overrides on top of the arm's, e.g. the losses the loss arms chose")
     f.add_argument("--ranks", type=int, default=2,
                    help="DDP processes, one thread each (default 2: the final runs have the machine to "
                         "themselves); CPU budgets count all of them")

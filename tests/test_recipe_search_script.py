@@ -81,7 +81,7 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     shutil.rmtree(root / "final-stage1")
     budget = 2 * (legs["cpu_min_run"] + 0.001)  # CPU-minutes of both processes; a leg records one's
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", str(budget),
-                        "--cpu-min", "0.002"]) == 0
+                        "--cpu-min", "0.002", "--opt", "train.losses.frequency=0.1"]) == 0
     stage1_log = (root / "final-stage1" / "log.txt").read_text()
     assert "final-stage1/latest.safetensors" in stage1_log and "its CPU budget of 0.001 min is used" in stage1_log
     assert "2 process(es) on cpu" in stage1_log  # DDP, one thread each (--ranks, default 2)
@@ -89,6 +89,7 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     final_log = (root / "final" / "log.txt").read_text()
     assert "trained parts initialised from" in final_log and "control" in final_log  # the arm's restorer
     assert "final-stage1/stage1.safetensors" in (root / "final" / "config.yaml").read_text()  # stage 1 gone on
+    assert re.search(r"frequency: 0\.1\b", (root / "final" / "config.yaml").read_text())  # --opt: the chosen losses
     assert "best gt_mean_psnr" in final_log  # chosen by structure, not by its guess of brightness
     assert (root / "final" / "scores.json").is_file() and (record / "final" / "restorer.safetensors").is_file()
     assert not (root / "stage1-small" / "models" / "net_g_2.pth").exists()  # the search's runs stay as scored
