@@ -133,10 +133,14 @@ def _keep(root: Path, record: Path, name: str) -> None:
         convert(root / name / "models" / weights[1], kept / weights[0], dtype=torch.float16)
     for file in RECORD_FILES:
         if (root / name / file).is_file():
-            text = (root / name / file).read_text()
-            # the record is committed: paths relative to where the search ran, not this machine's
-            text = re.sub(r"(?<![\w.~])/(?:[\w.-]+/)+[\w.-]+", lambda m: os.path.relpath(m.group(0)), text)
-            (kept / file).write_text(text)
+            _copy_relative(root / name / file, kept / file)
+
+
+def _copy_relative(src: Path, dst: Path) -> None:
+    """Copy a text file into the record, which is committed: its absolute paths become relative
+    to where the search ran, so none of this machine's paths are kept."""
+    text = re.sub(r"(?<![\w.~])/(?:[\w.-]+/)+[\w.-]+", lambda m: os.path.relpath(m.group(0)), src.read_text())
+    dst.write_text(text)
 
 
 def _kept_weights(name: str) -> tuple[str, str] | None:
@@ -313,7 +317,7 @@ def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str],
         kept.mkdir(parents=True, exist_ok=True)
         convert(root / name / "models" / "net_g_latest.pth", kept / LATEST_WEIGHTS, overwrite=True,
                 dtype=torch.float16)
-        shutil.copy2(log, kept / f"log-leg{legs['leg']}.txt")
+        _copy_relative(log, kept / f"log-leg{legs['leg']}.txt")
         legs_file.write_text(json.dumps({**legs, "cpu_min_run": float(used[-1])}, indent=2) + "\n")
     return status
 

@@ -77,6 +77,7 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     legs = json.loads((record / "final-stage1" / "legs.json").read_text())
     assert legs["leg"] == 1 and legs["cpu_min_run"] >= 0 and (record / "final-stage1" / "latest.safetensors").is_file()
     assert (record / "final-stage1" / "log-leg1.txt").is_file() and not (root / "final").exists()
+    assert not re.search(r"(?<!\.)" + re.escape(str(tmp_path)), (record / "final-stage1" / "log-leg1.txt").read_text())
     # ... then its working folder is lost: the next leg starts from the recorded pause, for the rest
     shutil.rmtree(root / "final-stage1")
     budget = 2 * (legs["cpu_min_run"] + 0.001)  # CPU-minutes of both processes; a leg records one's
