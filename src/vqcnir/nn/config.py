@@ -37,8 +37,8 @@ class VQCNIRConfig:
     # of the small model's CPU time)
     dbca_levels: int = 4
     # how G and D double their resolution: "nearest" (the paper's) copies each pixel into a 2x2
-    # block, which a small or briefly trained G leaves visible as an 8-px mosaic; "bilinear"
-    # interpolates. Parameter-free: same state-dict keys, so checkpoints must store it.
+    # block, "bilinear" interpolates (tried against the 8-px mosaic, which it does not remove:
+    # MODEL_CARD.md). Parameter-free: same state-dict keys, so checkpoints must store it.
     upsample: str = "nearest"
 
     def __post_init__(self):
