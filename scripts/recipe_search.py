@@ -85,6 +85,10 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     # the leading fast network (no AIEM, no DBCA) with a bilinear G; its stage 1 came out blockier
     # than the nearest one (MODEL_CARD.md), so this arm runs for the record only
     "d_only_bilinear": ("small_bilinear", ["model.use_aiem=false", "model.use_dbca=false"]),
+    # added from the results: every restorer plateaus near its G's reconstruction, since D sees
+    # the night image only through the 1/8-scale feature; the encoder's finer features let detail
+    # bypass the codes (stage 2 only, so it starts from the same stage 1 as the final)
+    "d_only_skips": ("small", ["model.use_aiem=false", "model.use_dbca=false", "model.encoder_skips=true"]),
     # the control again with another seed: how far apart two runs of one recipe end
     "control_seed1": ("small", ["seed=1"]),
 }

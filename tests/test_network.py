@@ -131,6 +131,37 @@ def test_bilinear_upsampling_keeps_the_keys_and_is_stored_with_the_weights(tmp_p
         VQCNIRConfig.from_dict({"upsample": 2})
 
 
+def test_encoder_skips_start_as_the_paper_network_then_carry_fine_detail(tmp_path):
+    from vqcnir.weights import infer_config, load_network, save_checkpoint
+
+    torch.manual_seed(0)
+    plain, skips = preset("tiny"), preset("tiny").with_(encoder_skips=True)
+    a, b = VQCNIR(plain).eval(), VQCNIR(skips).eval()
+    extra = sorted(set(b.state_dict()) - set(a.state_dict()))
+    assert extra == [f"main_decode.skip_dict.{level}.{p}" for level in ("Level_1", "Level_2", "Level_4")
+                     for p in ("bias", "weight")]
+    assert not set(a.state_dict()) - set(b.state_dict())
+    b.load_state_dict(a.state_dict(), strict=False)
+    x = torch.rand(1, 3, 40, 24)  # not square: the full-scale skip's padding must fit both sides
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x))  # zero-initialised: a fresh run starts as the paper's
+    # trained, the skips pass what the 1/8-scale codes cannot: a one-pixel change of the input
+    # moves the output at that pixel more than with the skips off
+    for conv in b.main_decode.skip_dict.values():
+        torch.nn.init.normal_(conv.weight, std=0.3)
+    poked = x.clone()
+    poked[..., 17, 9] += 0.5
+    with torch.no_grad():
+        moved_a = (a(poked) - a(x))[..., 17, 9].abs().sum()
+        moved_b = (b(poked) - b(x))[..., 17, 9].abs().sum()
+    assert moved_b > moved_a
+    state = b.state_dict()
+    assert infer_config(state).encoder_skips and not infer_config(a.state_dict()).encoder_skips
+    save_checkpoint(tmp_path / "w.pth", state, skips)
+    with torch.no_grad():
+        torch.testing.assert_close(load_network(tmp_path / "w.pth").eval()(x), b(x))
+
+
 def test_stage2_training_step_flows_gradients_everywhere_trainable():
     torch.manual_seed(0)
     cfg = preset("tiny")
@@ -143,6 +174,11 @@ def test_stage2_training_step_flows_gradients_everywhere_trainable():
     dcn = model.main_decode.align_func_dict["Level_1"].dcn
     assert dcn.weight.grad is not None and dcn.weight.grad.abs().sum() > 0
     assert model.multiscale_encoder.in_conv.weight.grad.abs().sum() > 0
+    # zero-initialised skips still learn: their weights' gradients do not vanish
+    model = VQCNIR(cfg.with_(encoder_skips=True))
+    y, code_loss, _ = model.forward_train(gt * 0.2, gt_idx)
+    (torch.nn.functional.l1_loss(y, gt) + code_loss).backward()
+    assert all(conv.weight.grad.abs().sum() > 0 for conv in model.main_decode.skip_dict.values())
 
 
 def test_stage1_codebook_loss_and_indices():

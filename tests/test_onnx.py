@@ -119,16 +119,21 @@ def test_fp16_export_halves_the_weights_but_keeps_deform_in_fp32(tmp_path):
     assert all(types.get(name, onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT for name in deform.input if name)
 
 
-def test_bilinear_upsampling_exports_and_matches_torch(tmp_path):
-    """``upsample=bilinear`` (a config choice no tensor shows) reaches the graph and its metadata."""
+def test_bilinear_upsampling_and_encoder_skips_export_and_match_torch(tmp_path):
+    """``upsample=bilinear`` (a config choice no tensor shows) reaches the graph and its metadata;
+    the encoder skips (trained: non-zero) and their edge padding export too."""
     from vqcnir.nn import VQCNIR
 
     torch.manual_seed(0)
-    config = preset("tiny").with_(upsample="bilinear", use_dbca=False)  # no deform: a quick export
-    model = prepare_for_inference(VQCNIR(config).eval(), CPU)
+    config = preset("tiny").with_(upsample="bilinear", use_dbca=False, encoder_skips=True)  # no deform: quick
+    net = VQCNIR(config).eval()
+    for conv in net.main_decode.skip_dict.values():
+        torch.nn.init.normal_(conv.weight, std=0.3)
+    model = prepare_for_inference(net, CPU)
     path = export_onnx(model, tmp_path / "bilinear.onnx", weights_name="test", size=(32, 48))
     graph = onnx.load(str(path))
-    assert json.loads(read_metadata(graph)[CONFIG_KEY])["upsample"] == "bilinear"
+    stored = json.loads(read_metadata(graph)[CONFIG_KEY])
+    assert (stored["upsample"], stored["encoder_skips"]) == ("bilinear", True)
     modes = {a.s for n in graph.graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"}
     assert modes == {b"linear"}
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

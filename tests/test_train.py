@@ -151,18 +151,20 @@ def _write_pairs(root: Path, n: int = 6, size: int = 24) -> None:
 
 
 def test_stage2_ablation_on_paired_folders(tmp_path):
-    """Table 3's switches (no AIEM, no DBCA) on vqcnir.data's paired folders, out_conv frozen."""
+    """Table 3's switches (no AIEM, no DBCA), with the encoder skips, on vqcnir.data's paired
+    folders, out_conv frozen."""
     run_training(tiny(1, tmp_path, "train.total_iter=2", "val.every=2", "logging.save_every=2"), device="cpu")
     ckpt1 = tmp_path / "tiny-stage1" / "models" / "net_g_latest.pth"
     _write_pairs(tmp_path / "pairs")
     cfg = tiny(2, tmp_path, "name=ablation", "train.total_iter=2", "val.every=2", "logging.save_every=2",
-               "model.use_aiem=false", "model.use_dbca=false", "stage2.freeze_out_conv=true",
-               "data.kind=paired", f"data.night_dir={(tmp_path / 'pairs/night').as_posix()}",
+               "model.use_aiem=false", "model.use_dbca=false", "model.encoder_skips=true",
+               "stage2.freeze_out_conv=true", "data.kind=paired", f"data.night_dir={(tmp_path / 'pairs/night').as_posix()}",
                f"data.gt_dir={(tmp_path / 'pairs/gt').as_posix()}", "data.batch_size=2",
                "data.val_fraction=0.3", f"stage2.stage1_checkpoint={ckpt1.as_posix()}")
     run_training(cfg, device="cpu")
     state, config = read_checkpoint(tmp_path / "ablation" / "models" / "net_g_latest.pth")
-    assert config["use_aiem"] is False and config["use_dbca"] is False
+    assert config["use_aiem"] is False and config["use_dbca"] is False and config["encoder_skips"] is True
+    assert state["main_decode.skip_dict.Level_1.weight"].abs().sum() > 0  # trained away from zero
     assert not any(k.startswith(("main_decode.attn", "multiscale_encoder.blocks.3")) for k in state)
     stage1 = params(ckpt1, "params_ema")
     assert torch.equal(state["out_conv.weight"], stage1["out_conv.weight"])

@@ -158,6 +158,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> VQCNIRConfig:
         use_aiem=bool(aiem),
         use_dbca=dbca_levels > 0,
         dbca_levels=dbca_levels or 4,
+        encoder_skips=any(k.startswith("main_decode.skip_dict.") for k in state),
     )
 
 
@@ -174,7 +175,7 @@ def checkpoint_config(state: dict[str, torch.Tensor], stored, source: str) -> VQ
         raise VQCNIRError(f"{source}: its {CONFIG_KEY} metadata is malformed ({e})") from None
     checked = ["width", "codebook_size", "code_dim"]
     if not is_stage1(state):
-        checked += ["use_aiem", "use_dbca"] + (["num_aiem", "aiem_splits", "aiem_curves"] if inferred.use_aiem else [])
+        checked += ["use_aiem", "use_dbca", "encoder_skips"] + (["num_aiem", "aiem_splits", "aiem_curves"] if inferred.use_aiem else [])
         checked += ["dbca_levels"] if inferred.use_dbca else []
     differ = [f"{k}={getattr(config, k)} but the tensors hold {getattr(inferred, k)}"
               for k in checked if getattr(config, k) != getattr(inferred, k)]

@@ -40,6 +40,10 @@ class VQCNIRConfig:
     # block, "bilinear" interpolates (tried against the 8-px mosaic, which it does not remove:
     # MODEL_CARD.md). Parameter-free: same state-dict keys, so checkpoints must store it.
     upsample: str = "nearest"
+    # not in the paper, which feeds D only the 1/8-scale feature: D also adds the encoder's
+    # features at 1/4, 1/2 and full scale (zero-initialised 1x1 convs, so a fresh run starts as
+    # the paper's network), so fine detail need not pass through the codes (MODEL_CARD.md)
+    encoder_skips: bool = False
 
     def __post_init__(self):
         counts = [f.name for f in fields(self) if f.type == "int" and getattr(self, f.name) < 1]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ResnetBlock, conv3x3
+from .blocks import ResnetBlock, conv1x1, conv3x3
 from .config import VQCNIRConfig
 from .dbca import BidirectionalCrossAttention, DeformableAlignment
 from .vqgan import Encoder, VQGAN, upsample2x
@@ -35,6 +35,12 @@ class MainDecoder(nn.Module):
             self.pre_upsample_dict[level] = nn.Sequential(
                 upsample2x(cfg.upsample, upsample), conv3x3(prev, ch)
             )
+        if cfg.encoder_skips:
+            # the encoder's widths at 1/4, 1/2, 1 are D's; zero weights: no skip until trained
+            self.skip_dict = nn.ModuleDict({level: conv1x1(ch, ch) for level, ch in zip(LEVELS[1:], widths[1:])})
+            for conv in self.skip_dict.values():
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         if self.dbca_levels:
             self.align_func_dict = nn.ModuleDict()
             self.attn = nn.ModuleDict()
@@ -44,14 +50,18 @@ class MainDecoder(nn.Module):
             for level, ch, heads in zip(self.dbca_levels, widths, _LEVEL_MULTIPLIERS):
                 self.attn[level] = BidirectionalCrossAttention(ch, heads)
 
-    def forward(self, feat_e: torch.Tensor, g_feats: list[torch.Tensor]) -> torch.Tensor:
-        """``g_feats``: G's features at 1/8, 1/4, 1/2, 1 scale. Returns g1 + D's output."""
+    def forward(self, feat_e: torch.Tensor, g_feats: list[torch.Tensor],
+                skips: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``g_feats``: G's features at 1/8, 1/4, 1/2, 1 scale; ``skips``: the encoder's at 1/4,
+        1/2, 1 (used with ``encoder_skips``). Returns g1 + D's output."""
         d = feat_e
         offset_feat = None
         for i, level in enumerate(LEVELS):
             g = g_feats[i]
             if i > 0:
                 d = self.pre_upsample_dict[level](d)
+                if hasattr(self, "skip_dict"):
+                    d = d + self.skip_dict[level](skips[i - 1])
             if level not in self.dbca_levels:
                 if i > 0:
                     d = self.decoder_dict[level](torch.cat((d, g), dim=1))
@@ -85,8 +95,8 @@ class VQCNIR(VQGAN):
 
     def forward_train(self, night: torch.Tensor, gt_indices: torch.Tensor | None = None):
         """Returns (restored, code-alignment loss, the night image's own code indices)."""
-        feat_e = self.multiscale_encoder(night.detach())
+        feat_e, skips = self.multiscale_encoder.forward_with_skips(night.detach())
         z_q, code_loss, indices = self.quantize(feat_e, gt_indices)
         g_feats = self.decode_codebook(z_q)
-        restored = self.out_conv(self.main_decode(feat_e, g_feats))
+        restored = self.out_conv(self.main_decode(feat_e, g_feats, skips))
         return restored, code_loss, indices

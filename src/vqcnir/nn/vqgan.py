@@ -6,6 +6,7 @@ Attribute names follow the authors' release so that state-dict keys match theirs
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .aiem import EnhanceLayers
@@ -37,10 +38,20 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_skips(x)[0]
+
+    def forward_with_skips(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(the deepest feature, the features at 1/4, 1/2 and full scale): the last list for
+        ``encoder_skips``. The 4x4 in-conv's map is 1 px short of full scale; its last row and
+        column are repeated."""
         x = self.in_conv(x)
-        for block in self.blocks:
+        skips = [F.pad(x, (0, 1, 0, 1), mode="replicate")]
+        for block in self.blocks[:2]:
             x = block(x)
-        return x
+            skips.append(x)
+        for block in self.blocks[2:]:
+            x = block(x)
+        return x, skips[::-1]
 
 
 def upsample2x(mode: str, active: bool = True) -> nn.Module:

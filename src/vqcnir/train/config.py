@@ -38,7 +38,7 @@ def _network_config(self) -> VQCNIRConfig:
 # The network: a preset of ``vqcnir.nn`` plus any ``VQCNIRConfig`` field to change (null = the
 # preset's value), e.g. ``model.use_aiem=false``. In stage 2 the widths and the codebook come from
 # the stage-1 checkpoint; the stage-2 fields (num_aiem, aiem_*, deform_groups, use_aiem, use_dbca,
-# dbca_levels) are taken from here.
+# dbca_levels, encoder_skips) are taken from here.
 ModelSection = dataclasses.make_dataclass(
     "ModelSection",
     [("preset", str, field(default="paper"))]

@@ -16,7 +16,7 @@ from .config import TrainConfig
 FROZEN_STAGE2 = ("quantize_group.", "after_quant_group.", "decoder_group.")
 # What this config may choose; the widths and the codebook are stage 1's.
 STAGE2_FIELDS = ("num_aiem", "aiem_splits", "aiem_curves", "deform_groups", "use_aiem", "use_dbca",
-                 "dbca_levels", "commitment_beta")
+                 "dbca_levels", "encoder_skips", "commitment_beta")
 
 
 def frozen_names(cfg: TrainConfig) -> tuple[str, ...]:
