@@ -4,7 +4,7 @@ Every arm trains stage 2 for the same CPU time (``train.cpu_budget_min``: CPU-se
 training process and its loader workers, so a busy shared machine slows an arm down but does not
 cut its budget) from its family's stage 1, which also gets a fixed CPU budget. Each arm
 validates on one fixed set of synthetic pairs (``val.night_dir``/``val.gt_dir``) during
-training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8.
+training and is scored on it at the end: PSNR, GT-mean PSNR, SSIM, blockiness8 and blockiness4 (the 8- and 4-px code grids).
 
     python scripts/recipe_search.py run --photos data/train --val data/valset/test --root experiments/search
     python scripts/recipe_search.py run ... --arms control,no_perc      # some arms only
@@ -20,9 +20,9 @@ continued from the record trains against the same weights). A run found finished
 trained again, so the search survives the loss of its working folder (``--root``), and
 ``report`` re-makes the table and plot from the record alone.
 
-``final`` trains the winning arm on for as long as validation keeps improving: ``final-stage1``
+``final`` trains the winning arm on for as long as validation keeps improving: ``final-stage1-FAMILY``
 starts from the family's recorded stage 1 (``stage1.init_from``; the search's own runs stay as
-they were scored) and a stage 2 named ``final`` trains against its best weights, starting from the
+they were scored) and a stage 2 named ``final-ARM`` trains against its best weights, starting from the
 arm's restorer while the arm's working folder exists; each stops at its CPU budget or once
 ``--patience`` validations in a row have not beaten its best (``train.patience``). These runs
 outlast a session, so they go in legs: each pause records the latest weights, and a leg whose
@@ -96,6 +96,10 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     "control_seed1": ("small", ["seed=1"]),
 }
 
+# the code grid of each codebook scale, measured on every scored output (runs scored before
+# blockiness4 existed have only blockiness8)
+GRIDS = ("blockiness8", "blockiness4")
+
 PRESET = "small"  # the shipped presets the runs build on (tests use "tiny")
 STAGE1_CPU_MIN = 60.0
 STAGE2_CPU_MIN = 45.0
@@ -155,7 +159,11 @@ def _kept_weights(name: str) -> tuple[str, str] | None:
     """The weights a finished run leaves in the record: (file there, the checkpoint it comes from)."""
     if name.startswith("stage1-"):
         return STAGE1_WEIGHTS, "net_g_latest.pth"  # as the arms used it, at its budget
-    return {"final-stage1": (STAGE1_WEIGHTS, "net_g_best.pth"), "final": (RESTORER, "net_g_best.pth")}.get(name)
+    if name.startswith("final-stage1-"):
+        return STAGE1_WEIGHTS, "net_g_best.pth"
+    if name.startswith("final-"):
+        return RESTORER, "net_g_best.pth"
+    return None
 
 
 def _recorded(root: Path, record: Path, name: str, file: str) -> Path | None:
@@ -202,10 +210,10 @@ def _score(root: Path, arm: str, val: Path, weights_file: str) -> dict:
                     "--recursive", "--overwrite", "--weights", str(weights), "--device", "cpu"], check=True,
                    stdout=subprocess.DEVNULL)
     gt = val / "high_sharp_scaled"
-    plain = evaluate_folders(out, gt, ["psnr", "ssim", "blockiness8"], progress=False)
+    plain = evaluate_folders(out, gt, ["psnr", "ssim", *GRIDS], progress=False)
     gt_mean = evaluate_folders(out, gt, ["psnr"], progress=False, gt_mean=True)
-    truth = evaluate_folders(gt, None, ["blockiness8"], progress=False)
-    return {**plain.means, "gt_mean_psnr": gt_mean.means["psnr"], "gt_blockiness8": truth.means["blockiness8"]}
+    truth = evaluate_folders(gt, None, list(GRIDS), progress=False)
+    return {**plain.means, "gt_mean_psnr": gt_mean.means["psnr"], **{f"gt_{g}": truth.means[g] for g in GRIDS}}
 
 
 def _curve(log: str, metric: str = "psnr") -> list[tuple[float, float]]:
@@ -279,18 +287,20 @@ def final(args) -> int:
     deadline = time.monotonic() + args.hours * 3600
     patience = [f"train.patience={args.patience}"]
     # stage 1 goes on from the family's recorded weights, as a run of its own: the search's stays as scored
-    if _long_run(root, record, "final-stage1", f"{PRESET}-stage1", [*_stage1_opts(args.photos, family, val), *patience],
+    # named by family and arm: a final of another arm starts its own runs instead of going on with these
+    stage1_run, stage2_run = f"final-stage1-{family}", f"final-{arm}"
+    if _long_run(root, record, stage1_run, f"{PRESET}-stage1", [*_stage1_opts(args.photos, family, val), *patience],
                  "stage1.init_from", record / f"stage1-{family}" / STAGE1_WEIGHTS, args.stage1_cpu_min,
                  deadline, args.ranks) != "done":
         return 0
     # the restorer goes on while its structure improves: its plain PSNR drifts with the brightness it guesses
-    opts = [*_stage2_opts(args.photos, family, arm, record / "final-stage1" / STAGE1_WEIGHTS, val), *patience,
+    opts = [*_stage2_opts(args.photos, family, arm, record / stage1_run / STAGE1_WEIGHTS, val), *patience,
             "val.best_metric=gt_mean_psnr", *args.opt]
     restorer = root / arm / "models" / "net_g_latest.pth"  # the arm's restorer, while its working folder lasts
-    if _long_run(root, record, "final", f"{PRESET}-stage2", opts, "stage2.init_from",
+    if _long_run(root, record, stage2_run, f"{PRESET}-stage2", opts, "stage2.init_from",
                  restorer if restorer.is_file() else None, args.cpu_min, deadline, args.ranks, keep=False) != "done":
         return 0
-    _scores(root, record, "final", val, "net_g_best.pth")  # the best validation, not the patience steps after it
+    _scores(root, record, stage2_run, val, "net_g_best.pth")  # the best validation, not the patience steps after it
     return 0
 
 
@@ -351,14 +361,16 @@ def report(args) -> int:
         logs[arm] = _recorded(root, record, arm, "log.txt").read_text()
         iters = max(int(m) for m in re.findall(r"saved iteration (\d+)", logs[arm]))
         rows.append((arm, family, " ".join(opts) or "(control)", iters, s))
-    print("| arm | stage 1 | change | iterations | PSNR | GT-mean PSNR | SSIM | blockiness8 |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    print("| arm | stage 1 | change | iterations | PSNR | GT-mean PSNR | SSIM | blockiness8 | blockiness4 |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    grid = lambda s, name: f"{s[name]:.3f}" if name in s else "–"
     # ranked by GT-mean PSNR: plain PSNR mostly follows each arm's guess of the scenes' brightness
     for arm, family, change, iters, s in sorted(rows, key=lambda r: -r[4]["gt_mean_psnr"]):
         print(f"| {arm} | {family} | `{change}` | {iters:,} | {s['psnr']:.2f} | {s['gt_mean_psnr']:.2f} | "
-              f"{s['ssim']:.4f} | {s['blockiness8']:.3f} |")
-    if rows:
-        print(f"\nground truth blockiness8: {rows[0][4]['gt_blockiness8']:.3f}")
+              f"{s['ssim']:.4f} | {grid(s, 'blockiness8')} | {grid(s, 'blockiness4')} |")
+    truths = {g: s[f"gt_{g}"] for *_, s in rows for g in GRIDS if f"gt_{g}" in s}
+    if truths:
+        print("\nground truth " + ", ".join(f"{g}: {v:.3f}" for g, v in truths.items()))
     if args.plot:
         import matplotlib
 
@@ -384,7 +396,7 @@ def report(args) -> int:
 
 def checkpoints(args) -> int:
     """Score every ``--every``-th saved checkpoint of one run on the validation set: how PSNR and
-    the 8-px grid move as it trains. A stage 1 reconstructs the sharp side, a restorer restores
+    the code grid move as it trains. A stage 1 reconstructs the sharp side, a restorer restores
     the night side (and gets a GT-mean PSNR too)."""
     import torch
 
@@ -407,19 +419,20 @@ def checkpoints(args) -> int:
     stage = 1 if is_stage1(read_checkpoint(next(iter(found.values())))[0]) else 2
     inputs = gts if stage == 1 else [torch.from_numpy(read_image(val / "low_blur_noise" / f.relative_to(
         val / "high_sharp_scaled")).rgb).permute(2, 0, 1)[None] for f in gt_files]
-    print(f"| iteration | CPU-min | PSNR | {'' if stage == 1 else 'GT-mean PSNR | '}blockiness8 |")
-    print(f"|---:|---:|---:|{'' if stage == 1 else '---:|'}---:|")
+    print(f"| iteration | CPU-min | PSNR | {'' if stage == 1 else 'GT-mean PSNR | '}{' | '.join(GRIDS)} |")
+    print(f"|---:|---:|---:|{'' if stage == 1 else '---:|'}{'---:|' * len(GRIDS)}")
+    grids = lambda images: " | ".join(
+        f"{sum(float(metrics.compute(g, x)[0]) for x in images) / len(images):.3f}" for g in GRIDS)
     for it in sorted(found)[::args.every]:
         model = load_network(found[it], stage=stage)
         with torch.no_grad():
             outs = [forward_padded(model, x).clamp(0, 1) for x in inputs]
         mean = lambda name, pairs: sum(float(metrics.compute(name, o, g)[0]) for o, g in pairs) / len(gts)
-        psnr, grid = mean("psnr", zip(outs, gts)), sum(float(metrics.compute("blockiness8", o)[0]) for o in outs) / len(gts)
+        psnr = mean("psnr", zip(outs, gts))
         gt_mean = "" if stage == 1 else f"{mean('psnr', ((match_gt_mean(o, g), g) for o, g in zip(outs, gts))):.2f} | "
         minutes = f"{cpu[it]:.1f}" if it in cpu else "–"  # a run's last save need not follow a validation
-        print(f"| {it:,} | {minutes} | {psnr:.2f} | {gt_mean}{grid:.3f} |", flush=True)
-    truth = sum(float(metrics.compute("blockiness8", g)[0]) for g in gts) / len(gts)
-    print(f"\nground truth blockiness8: {truth:.3f}")
+        print(f"| {it:,} | {minutes} | {psnr:.2f} | {gt_mean}{grids(outs)} |", flush=True)
+    print(f"\nground truth {', '.join(GRIDS)}: {grids(gts).replace(' | ', ', ')}")
     return 0
 
 
@@ -457,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="DDP processes, one thread each (default 2: the final runs have the machine to "
                         "themselves); CPU budgets count all of them")
     f.set_defaults(func=final)
-    c = sub.add_parser("checkpoints", help="score a run's saved checkpoints on the validation set (PSNR, blockiness8)")
+    c = sub.add_parser("checkpoints", help="score a run's saved checkpoints on the validation set (PSNR, blockiness)")
     c.add_argument("--run", required=True, help="a run of --root, e.g. stage1-small or d_only")
     c.add_argument("--val", required=True)
     c.add_argument("--root", default="experiments/search")

@@ -39,6 +39,21 @@ def test_an_8px_mosaic_raises_it_and_a_shifted_one_does_not_count():
     assert metrics.compute("blockiness8", shifted).item() < 1.0
 
 
+def test_blockiness4_measures_the_grid_of_a_quarter_scale_codebook():
+    img = _photo_like()
+    blocks = torch.nn.functional.interpolate(
+        torch.nn.functional.avg_pool2d(img, 4), scale_factor=4, mode="nearest")
+    mosaic = 0.5 * img + 0.5 * blocks
+    fine, coarse = (metrics.compute(name, mosaic).item() for name in ("blockiness4", "blockiness8"))
+    # every 8-px line is a 4-px line, so blockiness8 sees the 4-px grid too, but diluted by the
+    # 4-px lines it counts as inside its blocks
+    assert fine > 2.0 and 1.0 < coarse < fine
+    assert metrics.compute("blockiness4", torch.roll(mosaic, shifts=(2, 2), dims=(2, 3))).item() < 1.0
+    assert abs(metrics.compute("blockiness4", img).item() - 1.0) < 0.15
+    with pytest.raises(ValueError, match="blockiness4 needs images of at least 8×8"):
+        metrics.blockiness4(torch.rand(1, 3, 4, 64))
+
+
 def test_jpeg_quality_10_is_blocky_and_quality_95_is_not():
     img = (_photo_like(size=128)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 

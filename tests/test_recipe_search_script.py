@@ -44,7 +44,7 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
         assert (root / run / "finished.json").is_file()
         assert "its CPU budget of 0.001 min is used" in (root / run / "log.txt").read_text()
     scores = json.loads((root / "control" / "scores.json").read_text())
-    assert set(scores) >= {"psnr", "ssim", "blockiness8", "gt_mean_psnr", "gt_blockiness8"}
+    assert set(scores) >= {"psnr", "ssim", "blockiness8", "blockiness4", "gt_mean_psnr", "gt_blockiness8", "gt_blockiness4"}
     assert all(np.isfinite(v) for v in scores.values())
     # the record: logs, configs and scores, stage 1's weights (what the arm trained against)
     assert json.loads((record / "control" / "scores.json").read_text()) == scores
@@ -58,13 +58,13 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert json.loads((record / "control" / "scores.json").read_text()) == scores
 
     # each saved checkpoint scored: a stage 1 reconstructs (no GT-mean column), a restorer restores
-    for run, columns in (("stage1-small", 4), ("control", 5)):
+    for run, columns in (("stage1-small", 5), ("control", 6)):
         capsys.readouterr()
         assert search.main(["checkpoints", "--run", run, "--val", str(val), "--root", str(root)]) == 0
         out = capsys.readouterr().out
         rows = [line.strip("|").split("|") for line in out.splitlines() if re.match(r"\| \d", line)]
         assert rows and all(len(r) == columns for r in rows), out
-        assert all(np.isfinite(float(v)) for r in rows for v in r[2:]) and "ground truth blockiness8" in out
+        assert all(np.isfinite(float(v)) for r in rows for v in r[2:]) and "ground truth blockiness8, blockiness4: " in out
         assert all(r[1].strip() == "–" or float(r[1]) >= 0 for r in rows)  # CPU-minutes where the log has them
     with pytest.raises(SystemExit, match="no saved checkpoints"):
         search.main(["checkpoints", "--run", "no_perc", "--val", str(val), "--root", str(root)])
@@ -72,27 +72,27 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     # final: stage 1 goes on from the recorded weights; paused by --hours (a session's end) ...
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "100", "--cpu-min", "0.001", "--patience", "1000",
                         "--hours", str(1.1 / 60)]) == 0
-    assert "weights initialised from" in (root / "final-stage1" / "log.txt").read_text()
-    assert "stage1-small/stage1.safetensors" in (root / "final-stage1" / "config.yaml").read_text()
-    legs = json.loads((record / "final-stage1" / "legs.json").read_text())
-    assert legs["leg"] == 1 and legs["cpu_min_run"] >= 0 and (record / "final-stage1" / "latest.safetensors").is_file()
-    assert (record / "final-stage1" / "log-leg1.txt").is_file() and not (root / "final").exists()
-    assert not re.search(r"(?<!\.)" + re.escape(str(tmp_path)), (record / "final-stage1" / "log-leg1.txt").read_text())
+    assert "weights initialised from" in (root / "final-stage1-small" / "log.txt").read_text()
+    assert "stage1-small/stage1.safetensors" in (root / "final-stage1-small" / "config.yaml").read_text()
+    legs = json.loads((record / "final-stage1-small" / "legs.json").read_text())
+    assert legs["leg"] == 1 and legs["cpu_min_run"] >= 0 and (record / "final-stage1-small" / "latest.safetensors").is_file()
+    assert (record / "final-stage1-small" / "log-leg1.txt").is_file() and not (root / "final-control").exists()
+    assert not re.search(r"(?<!\.)" + re.escape(str(tmp_path)), (record / "final-stage1-small" / "log-leg1.txt").read_text())
     # ... then its working folder is lost: the next leg starts from the recorded pause, for the rest
-    shutil.rmtree(root / "final-stage1")
+    shutil.rmtree(root / "final-stage1-small")
     budget = 2 * (legs["cpu_min_run"] + 0.001)  # CPU-minutes of both processes; a leg records one's
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", str(budget),
                         "--cpu-min", "0.002", "--opt", "train.losses.frequency=0.1"]) == 0
-    stage1_log = (root / "final-stage1" / "log.txt").read_text()
-    assert "final-stage1/latest.safetensors" in stage1_log and "its CPU budget of 0.001 min is used" in stage1_log
+    stage1_log = (root / "final-stage1-small" / "log.txt").read_text()
+    assert "final-stage1-small/latest.safetensors" in stage1_log and "its CPU budget of 0.001 min is used" in stage1_log
     assert "2 process(es) on cpu" in stage1_log  # DDP, one thread each (--ranks, default 2)
-    assert json.loads((record / "final-stage1" / "legs.json").read_text())["leg"] == 2
-    final_log = (root / "final" / "log.txt").read_text()
+    assert json.loads((record / "final-stage1-small" / "legs.json").read_text())["leg"] == 2
+    final_log = (root / "final-control" / "log.txt").read_text()
     assert "trained parts initialised from" in final_log and "control" in final_log  # the arm's restorer
-    assert "final-stage1/stage1.safetensors" in (root / "final" / "config.yaml").read_text()  # stage 1 gone on
-    assert re.search(r"frequency: 0\.1\b", (root / "final" / "config.yaml").read_text())  # --opt: the chosen losses
+    assert "final-stage1-small/stage1.safetensors" in (root / "final-control" / "config.yaml").read_text()  # stage 1 gone on
+    assert re.search(r"frequency: 0\.1\b", (root / "final-control" / "config.yaml").read_text())  # --opt: the chosen losses
     assert "best gt_mean_psnr" in final_log  # chosen by structure, not by its guess of brightness
-    assert (root / "final" / "scores.json").is_file() and (record / "final" / "restorer.safetensors").is_file()
+    assert (root / "final-control" / "scores.json").is_file() and (record / "final-control" / "restorer.safetensors").is_file()
     assert not (root / "stage1-small" / "models" / "net_g_2.pth").exists()  # the search's runs stay as scored
 
     capsys.readouterr()

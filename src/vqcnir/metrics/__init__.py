@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import torch
 
-from .blockiness import blockiness8
+from .blockiness import blockiness4, blockiness8
 from .errors import MetricUnavailable
 from .full_reference import psnr, psnr_y, ssim, ssim_rgb
 from .lpips import STLPIPS, load_stlpips
@@ -21,7 +21,7 @@ from .niqe import niqe
 from .registry import SPECS, MetricSpec, build, check, spec
 
 __all__ = [
-    "SPECS", "STLPIPS", "blockiness8", "MetricSpec", "MetricUnavailable", "available", "compute", "load_stlpips",
+    "SPECS", "STLPIPS", "blockiness4", "blockiness8", "MetricSpec", "MetricUnavailable", "available", "compute", "load_stlpips",
     "niqe", "psnr", "psnr_y", "spec", "ssim", "ssim_rgb",
 ]
 

@@ -71,12 +71,13 @@ _add(MetricSpec("niqe", False, False, {
     "undefined_when": "fewer than two 96x96 blocks have any texture (a black, white or uniform image)",
     "implementation": "vqcnir (MATLAB-faithful port)"},
     "niqe_matlab (same algorithm; pyiqa's 'niqe' is a slightly different port)"))
-_add(MetricSpec("blockiness8", False, False, {
-    "colour": "BT.601 luma 0.299 R + 0.587 G + 0.114 B on 0-255, not rounded",
-    "grid": "8 px from the top-left corner (steps from pixel 8k-1 to 8k cross it)",
-    "value": "(mean |step| across grid lines + 0.01) / (mean |step| inside blocks + 0.01), "
-             "horizontal and vertical steps pooled; 1.0 = no grid",
-    "implementation": "vqcnir"}, "none (no pyiqa equivalent)"))
+for _grid in (8, 4):
+    _add(MetricSpec(f"blockiness{_grid}", False, False, {
+        "colour": "BT.601 luma 0.299 R + 0.587 G + 0.114 B on 0-255, not rounded",
+        "grid": f"{_grid} px from the top-left corner (steps from pixel {_grid}k-1 to {_grid}k cross it)",
+        "value": "(mean |step| across grid lines + 0.01) / (mean |step| inside blocks + 0.01), "
+                 "horizontal and vertical steps pooled; 1.0 = no grid",
+        "implementation": "vqcnir"}, "none (no pyiqa equivalent)"))
 _add(MetricSpec("musiq", False, True, {"variant": "MUSIQ, KonIQ-10k weights",
                                        "implementation": "pyiqa"}, "musiq"))
 _add(MetricSpec("nrqm", False, True, {"variant": "NRQM (Ma et al.)", "implementation": "pyiqa"}, "nrqm"))
@@ -113,10 +114,11 @@ def build(name: str, device: str | torch.device = "cpu") -> Scorer:
               "ssim": full_reference.ssim, "ssim_rgb": full_reference.ssim_rgb}
     if name in simple:
         return simple[name]
-    if name == "blockiness8":
-        from .blockiness import blockiness8
+    if name in ("blockiness8", "blockiness4"):
+        from .blockiness import blockiness
 
-        return lambda restored, gt=None: blockiness8(restored)
+        grid = int(name[len("blockiness"):])
+        return lambda restored, gt=None: blockiness(restored, grid)
     if name.split("_gt")[0] in temporal.TEMPORAL:
         raise MetricUnavailable(f"{name} scores a sequence: give --restored VIDEO (or frames with --metrics {name})")
     if name == "niqe":
