@@ -95,7 +95,10 @@ class VQCNIR(VQGAN):
 
     def forward_train(self, night: torch.Tensor, gt_indices: torch.Tensor | None = None):
         """Returns (restored, code-alignment loss, the night image's own code indices)."""
-        feat_e, skips = self.multiscale_encoder.forward_with_skips(night.detach())
+        if self.config.encoder_skips:
+            feat_e, skips = self.multiscale_encoder.forward_with_skips(night.detach())
+        else:
+            feat_e, skips = self.multiscale_encoder(night.detach()), None
         z_q, code_loss, indices = self.quantize(feat_e, gt_indices)
         g_feats = self.decode_codebook(z_q)
         restored = self.out_conv(self.main_decode(feat_e, g_feats, skips))

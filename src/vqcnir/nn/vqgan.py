@@ -38,19 +38,22 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_skips(x)[0]
+        x = self.in_conv(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
 
     def forward_with_skips(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(the deepest feature, the features at 1/4, 1/2 and full scale): the last list for
-        ``encoder_skips``. The 4x4 in-conv's map is 1 px short of full scale; its last row and
-        column are repeated."""
+        """(the deepest feature, the features at 1/4, 1/2 and full scale) for ``encoder_skips``
+        (a separate path: keeping the finer features alive costs memory the paper's network does
+        not need). The 4x4 in-conv's map is 1 px short of full scale; its last row and column are
+        repeated."""
         x = self.in_conv(x)
         skips = [F.pad(x, (0, 1, 0, 1), mode="replicate")]
-        for block in self.blocks[:2]:
+        for i, block in enumerate(self.blocks):
             x = block(x)
-            skips.append(x)
-        for block in self.blocks[2:]:
-            x = block(x)
+            if i < 2:
+                skips.append(x)
         return x, skips[::-1]
 
 
