@@ -24,7 +24,8 @@ trained again, so the search survives the loss of its working folder (``--root``
 starts from the family's recorded stage 1 (``stage1.init_from``; the search's own runs stay as
 they were scored) and a stage 2 named ``final-ARM`` trains against its best weights, starting from the
 arm's restorer while the arm's working folder exists; each stops at its CPU budget or once
-``--patience`` validations in a row have not beaten its best (``train.patience``). These runs
+``--patience`` validations in a row have not beaten its best (``train.patience``), after
+``--plateau-drops`` earlier plateaus each halved its learning rates (``train.plateau_drops``). These runs
 outlast a session, so they go in legs: each pause records the latest weights, and a leg whose
 working folder was lost continues from them (``legs.json`` says how many CPU-minutes came before).
 
@@ -285,7 +286,7 @@ def final(args) -> int:
     if _recorded(root, record, arm, "finished.json") is None:
         raise SystemExit(f"error: arm {arm} has not finished its search run (in {root} or {record})")
     deadline = time.monotonic() + args.hours * 3600
-    patience = [f"train.patience={args.patience}"]
+    patience = [f"train.patience={args.patience}", f"train.plateau_drops={args.plateau_drops}"]
     # stage 1 goes on from the family's recorded weights, as a run of its own: the search's stays as scored
     # named by family and arm: a final of another arm starts its own runs instead of going on with these
     stage1_run, stage2_run = f"final-stage1-{family}", f"final-{arm}"
@@ -463,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--cpu-min", type=float, default=720.0, help="stage 2's CPU-minutes, all processes (default 720)")
     f.add_argument("--patience", type=int, default=6,
                    help="stop a stage once this many validations in a row have not beaten its best (default 6)")
+    f.add_argument("--plateau-drops", type=int, default=2,
+                   help="halve the learning rates at this many plateaus before the one that stops a stage (default 2)")
     f.add_argument("--hours", type=float, default=1000.0, help="stop (resumably) after this much wall time")
     f.add_argument("--opt", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="stage-2 overrides on top of the arm's, e.g. the losses the loss arms chose")

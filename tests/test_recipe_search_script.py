@@ -91,6 +91,7 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert "trained parts initialised from" in final_log and "control" in final_log  # the arm's restorer
     assert "final-stage1-small/stage1.safetensors" in (root / "final-control" / "config.yaml").read_text()  # stage 1 gone on
     assert re.search(r"frequency: 0\.1\b", (root / "final-control" / "config.yaml").read_text())  # --opt: the chosen losses
+    assert re.search(r"plateau_drops: 2\b", (root / "final-control" / "config.yaml").read_text())  # lower lr at plateaus
     assert "best gt_mean_psnr" in final_log  # chosen by structure, not by its guess of brightness
     assert (root / "final-control" / "scores.json").is_file() and (record / "final-control" / "restorer.safetensors").is_file()
     assert not (root / "stage1-small" / "models" / "net_g_2.pth").exists()  # the search's runs stay as scored

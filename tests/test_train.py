@@ -486,6 +486,32 @@ def test_patience_ends_the_run_when_validation_stops_improving(tmp_path, monkeyp
         tiny(1, tmp_path, "train.patience=0")
 
 
+def test_plateau_drops_lower_the_learning_rate_before_the_run_ends(tmp_path, monkeypatch):
+    import vqcnir.train.loop as loop
+
+    # best at 2; plateau at 4 -> lr halved, patience counts again from 4; 5 and 6 do not beat
+    # 21.0 -> the run ends at 6 (without the drop it would have ended at 4)
+    scores = iter([20.0, 21.0, 20.5, 20.9, 20.8, 20.7, 30.0])
+    monkeypatch.setattr(loop, "validate", lambda trainer, it: {"psnr": next(scores)})
+    opts = ("train.total_iter=50", "logging.save_every=100", "val.every=1", "data.num_workers=0",
+            "train.patience=2", "train.plateau_drops=1", "train.scheduler.gamma=0.5", "train.optim_g.lr=1e-3")
+    r = run_training(tiny(1, tmp_path, *opts), device="cpu")
+    exp = tmp_path / "tiny-stage1"
+    assert (r["iter"], r["plateaued"]) == (6, True)
+    log = (exp / "log.txt").read_text()
+    assert "learning rates x0.5 from iteration 4 (drop 1 of 1, train.plateau_drops)" in log
+    state = torch.load(exp / "training_states" / "6.state", weights_only=False)
+    assert state["lr_drops"] == {"count": 1, "iter": 4}
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(5e-4)
+    # a resume keeps the drop: the rate stays lowered (the schedule alone would say 1e-3)
+    monkeypatch.setattr(loop, "validate", lambda trainer, it: {"psnr": 10.0})
+    run_training(tiny(1, tmp_path, *opts[1:], "train.total_iter=7"), resume=True, device="cpu")
+    state = torch.load(exp / "training_states" / "7.state", weights_only=False)
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(5e-4)
+    with pytest.raises(VQCNIRError, match="plateau_drops needs train.patience"):
+        tiny(1, tmp_path, "train.plateau_drops=1")
+
+
 def test_charbonnier_and_frequency_losses():
     from vqcnir.train.losses import frequency_loss, pixel_loss
 

@@ -115,6 +115,10 @@ class TrainSection:
     # stop once this many validations in a row have not beaten the best one (val.best_metric):
     # train for as long as validation keeps improving
     patience: Optional[int] = None
+    # on such a plateau, first lower the learning rates by scheduler.gamma and go on, up to this
+    # many times (a rate that has stopped helping often helps again once lowered); the run ends
+    # at the plateau after the last drop
+    plateau_drops: int = 0
 
 
 @dataclass
@@ -412,6 +416,10 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("train.cpu_budget_min must be a positive number of minutes (or null)")
     if t.patience is not None and not (isinstance(t.patience, int) and t.patience >= 1):
         problems.append("train.patience must be a whole number of validations >= 1 (or null)")
+    if not (isinstance(t.plateau_drops, int) and t.plateau_drops >= 0):
+        problems.append("train.plateau_drops must be a whole number >= 0")
+    elif t.plateau_drops and t.patience is None:
+        problems.append("train.plateau_drops needs train.patience (how many validations make a plateau)")
     if losses.perceptual > 0 and losses.perceptual_net == "none":
         problems.append("train.losses.perceptual > 0 needs a perceptual_net (or set the weight to 0)")
     if cfg.stage == 2 and not cfg.stage2.stage1_checkpoint:

@@ -49,6 +49,7 @@ class Trainer:
         self.timings = Timings()
         self.skipped = 0
         self.best: dict = {}
+        self.lr_drops = {"count": 0, "iter": 0}  # train.plateau_drops used so far, and the last one's iteration
         self.start_iter = 0
         self.cpu_before = 0.0  # CPU-seconds this run used before this process (resumes)
         self.cpu_start = None  # the process tree's CPU-seconds when fit() began
@@ -123,6 +124,9 @@ class Trainer:
                         logs.log_validation(self, it, validate(self, it))
                     D.barrier(self.dist)
                     stale = it < total_iter and plateaued(self, it)
+                    if stale and self.lr_drops["count"] < cfg.train.plateau_drops:
+                        self.lower_learning_rates(it)
+                        stale = False
                 spent = it < total_iter and budget_spent(self)
                 saved = it % lg.save_every == 0 or it == total_iter or spent or stale
                 if saved:
@@ -137,6 +141,18 @@ class Trainer:
         finally:
             bar.close()
         return self._finish(it, stopped_early, spent, stale)
+
+    def lower_learning_rates(self, it: int) -> None:
+        """``train.plateau_drops``: multiply every learning rate by ``scheduler.gamma`` and go on."""
+        gamma = self.cfg.train.scheduler.gamma
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups if opt is not None else ():
+                group["lr"] *= gamma
+        self.lr_drops = {"count": self.lr_drops["count"] + 1, "iter": it}
+        self.log(f"validation {self.best['metric']} has not beaten its best ({self.best['value']:.4f} @ "
+                 f"{self.best['iter']}) for {self.cfg.train.patience} validations: learning rates x{gamma:g} "
+                 f"from iteration {it} (drop {self.lr_drops['count']} of {self.cfg.train.plateau_drops}, "
+                 f"train.plateau_drops)")
 
     def _finish(self, it: int, stopped_early: bool, spent: bool, stale: bool) -> dict:
         """Say how the run ended, and return what ``run_training`` reports."""

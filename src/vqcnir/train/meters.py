@@ -97,11 +97,13 @@ def budget_spent(t) -> bool:
 
 def plateaued(t, it: int) -> bool:
     """Whether ``train.patience`` validations in a row, up to iteration ``it``, have not beaten
-    the best one (only rank 0 validates; every rank gets its answer)."""
+    the best one, counted from the last learning-rate drop if that came later (only rank 0
+    validates; every rank gets its answer)."""
     patience = t.cfg.train.patience
     if patience is None:
         return False
-    return _everyone_agrees(t, bool(t.best) and it - t.best["iter"] >= patience * t.cfg.val.every)
+    since = max(t.best["iter"], t.lr_drops["iter"]) if t.best else 0
+    return _everyone_agrees(t, bool(t.best) and it - since >= patience * t.cfg.val.every)
 
 
 def out_of_time(t, deadline: float | None) -> bool:

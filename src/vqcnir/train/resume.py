@@ -55,6 +55,7 @@ def training_state(t, it: int) -> dict:
         "code_counts": t.code_counts.cpu(),
         "restart_counts": t.restart_counts.cpu(),
         "best": t.best,
+        "lr_drops": t.lr_drops,
         "skipped": t.skipped,
         "cpu_seconds": t.cpu_seconds(),
         "rng_torch": torch.get_rng_state(),
@@ -78,6 +79,7 @@ def load_training_state(t, state: dict) -> None:
         t.sched_d.load_state_dict(state["sched_d"])
     t.opt_g.load_state_dict(state["opt_g"])
     t.sched_g.load_state_dict(state["sched_g"])
+    t.lr_drops = state.get("lr_drops", {"count": 0, "iter": 0})  # absent from states saved before it existed
     t.schedule_note = follow_config_schedule(t, state["iter"])
     t.code_counts.copy_(state["code_counts"].to(t.code_counts))
     t.restart_counts.copy_(state["restart_counts"].to(t.restart_counts))
@@ -94,6 +96,7 @@ def follow_config_schedule(t, it: int) -> str:
     A saved scheduler carries its own milestones and base rates, so without this a resumed run
     would silently ignore a changed ``train.optim_*.lr`` or ``train.scheduler``. With an
     unchanged config the rates are the saved ones, so an exact resume stays exact.
+    Learning-rate drops taken on plateaus (``train.plateau_drops``) stay taken.
     Returns a log line when a rate changed, else "".
     """
     cfg = t.cfg.train
@@ -105,7 +108,7 @@ def follow_config_schedule(t, it: int) -> str:
         sched.milestones = Counter(cfg.scheduler.milestones)
         sched.gamma = cfg.scheduler.gamma
         sched.base_lrs = [base] * len(opt.param_groups)
-        lr = base * cfg.scheduler.gamma ** sum(m <= it for m in cfg.scheduler.milestones)
+        lr = base * cfg.scheduler.gamma ** (sum(m <= it for m in cfg.scheduler.milestones) + t.lr_drops["count"])
         for group in opt.param_groups:
             if not math.isclose(group["lr"], lr, rel_tol=1e-9):
                 changed.append(f"{name} {group['lr']:.3g} -> {lr:.3g}")
