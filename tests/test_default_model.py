@@ -42,7 +42,7 @@ def test_bundled_file_is_a_small_safetensors_with_its_config():
     with safe_open(str(path), framework="pt") as f:
         stored = json.loads(f.metadata()["vqcnir_config"])
     # a config saved before a field existed (quant_scale) means that field's default
-    assert VQCNIRConfig.from_dict(stored) == preset("small")
+    assert VQCNIRConfig.from_dict(stored) == preset(MODELS["default"].preset)
 
 
 def test_default_model_restores_every_sample_above_the_floor(default_model):

@@ -28,6 +28,7 @@ from vqcnir.nn.dbca import ModulatedDeformConv
 from vqcnir.nn.deform import onnx_style
 from vqcnir.ortmodel import OnnxRuntimeModel
 from vqcnir.weights import CONFIG_KEY
+from vqcnir.zoo import MODELS
 
 PARITY = 1e-4  # the bar; two correct float32 implementations differ by about 5e-6 here
 CPU = torch.device("cpu")
@@ -45,7 +46,7 @@ def bundled_ort():
 
 def test_onnxruntime_matches_torch_on_the_bundled_model_for_any_batch_and_size(bundled_ort):
     torch_model = vqcnir.load_model(device="cpu")
-    assert bundled_ort.config == preset("small") and bundled_ort.weights_name == "vqcnir-small-night.safetensors"
+    assert bundled_ort.config == preset(MODELS["default"].preset) and bundled_ort.weights_name == MODELS["default"].filename
     assert bundled_ort.session.get_inputs()[0].shape == ["batch", 3, "height", "width"]
     torch.manual_seed(1)
     for shape in [(2, 3, 40, 56), (1, 3, 61, 37)]:  # dynamic batch; a size the engine pads
