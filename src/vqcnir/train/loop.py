@@ -149,18 +149,20 @@ class Trainer:
             for group in opt.param_groups if opt is not None else ():
                 group["lr"] *= gamma
         self.lr_drops = {"count": self.lr_drops["count"] + 1, "iter": it}
-        self.log(f"validation {self.best['metric']} has not beaten its best ({self.best['value']:.4f} @ "
-                 f"{self.best['iter']}) for {self.cfg.train.patience} validations: learning rates x{gamma:g} "
-                 f"from iteration {it} (drop {self.lr_drops['count']} of {self.cfg.train.plateau_drops}, "
+        self.log(f"{self._plateau()}: learning rates x{gamma:g} from iteration {it} (drop {self.lr_drops['count']} of {self.cfg.train.plateau_drops}, "
                  f"train.plateau_drops)")
+
+    def _plateau(self) -> str:
+        """What a plateau is, for the log (a learning-rate drop and the end of a run both say it)."""
+        best = self.best
+        return (f"validation {best['metric']} has not beaten its best ({best['value']:.4f} @ {best['iter']}) "
+                f"for {self.cfg.train.patience} validations")
 
     def _finish(self, it: int, stopped_early: bool, spent: bool, stale: bool) -> dict:
         """Say how the run ended, and return what ``run_training`` reports."""
         cfg = self.cfg
         if stale:
-            self.log(f"finished {cfg.name} at iteration {it}: validation {self.best['metric']} has not beaten "
-                     f"its best ({self.best['value']:.4f} @ {self.best['iter']}) for {cfg.train.patience} "
-                     f"validations (train.patience)")
+            self.log(f"finished {cfg.name} at iteration {it}: {self._plateau()} (train.patience)")
         elif spent:
             self.log(f"finished {cfg.name} at iteration {it}: its CPU budget of "
                      f"{cfg.train.cpu_budget_min:g} min is used ({self.cpu_seconds() / 60:.1f} CPU-min)")
