@@ -5,7 +5,7 @@ Two steps, for a GPU machine that can reach nothing (no package index, no photo 
     # here: what travels, about 26 MB for the search's 31 photos and 24 validation pairs (the photos
     # as JPEG, the stage-1 checkpoint in fp16), into a folder git ignores (.git/info/exclude)
     python scripts/gpu_lease.py pack --photos train2/ --stage1 runs/small-stage1/models/net_g_9000.pth -o .lease/
-    # or the recipe search's winner, validated on the search's fixed pairs (MODEL_CARD.md):
+    # or the recipe search's winner, validated on the search's fixed pairs (docs/recipe_search.md):
     python scripts/gpu_lease.py pack --photos data/train --stage1 records/recipe_search/stage1-small/stage1.safetensors \
         --val data/valset -o .lease/      # there: train ... --fresh --opt model.use_dbca=false
     # there, from the repository root, with a Python that has torch, torchvision, numpy, Pillow,

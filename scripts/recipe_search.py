@@ -1,4 +1,4 @@
-"""The default model's fixed-budget recipe search (MODEL_CARD.md, "Recipe search").
+"""The default model's fixed-budget recipe search (docs/recipe_search.md).
 
 Every arm trains stage 2 for the same CPU time (``train.cpu_budget_min``: CPU-seconds of the
 training process and its loader workers, so a busy shared machine slows an arm down but does not
@@ -84,14 +84,14 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     # validation pairs keep the absolute exposure, so read its GT-mean PSNR, not its PSNR
     "relative": ("small", ["data.degrade.darken.relative=true", "data.degrade.darken.exposure=[0.1,0.5]"]),
     # the leading fast network (no AIEM, no DBCA) with a bilinear G; its stage 1 came out blockier
-    # than the nearest one (MODEL_CARD.md), so this arm runs for the record only
+    # than the nearest one (docs/recipe_search.md), so this arm runs for the record only
     "d_only_bilinear": ("small_bilinear", ["model.use_aiem=false", "model.use_dbca=false"]),
     # added from the results: every restorer plateaus near its G's reconstruction, since D sees
     # the night image only through the 1/8-scale feature; the encoder's finer features let detail
     # bypass the codes (stage 2 only, so it starts from the same stage 1 as the final)
     "d_only_skips": ("small", ["model.use_aiem=false", "model.use_dbca=false", "model.encoder_skips=true"]),
     # added from the results: the codebook at 1/4 scale reconstructs better and with hardly any
-    # grid (its stage 1, MODEL_CARD.md), and the fast network restores 1 MP in 3.3 s with it
+    # grid (its stage 1, docs/recipe_search.md), and the fast network restores 1 MP in 3.3 s with it
     "d_only_q4": ("small_q4", ["model.use_aiem=false", "model.use_dbca=false"]),
     # the control again with another seed: how far apart two runs of one recipe end
     "control_seed1": ("small", ["seed=1"]),

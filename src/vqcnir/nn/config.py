@@ -38,7 +38,7 @@ class VQCNIRConfig:
     dbca_levels: int = 4
     # how G and D double their resolution: "nearest" (the paper's) copies each pixel into a 2x2
     # block, "bilinear" interpolates (tried against the 8-px mosaic, which it does not remove:
-    # MODEL_CARD.md). Parameter-free: same state-dict keys, so checkpoints must store it.
+    # docs/recipe_search.md). Parameter-free: same state-dict keys, so checkpoints must store it.
     upsample: str = "nearest"
     # not in the paper, which feeds D only the 1/8-scale feature: D also adds the encoder's
     # features at 1/4, 1/2 and full scale (zero-initialised 1x1 convs, so a fresh run starts as
