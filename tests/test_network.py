@@ -280,3 +280,11 @@ def test_codebook_at_quarter_scale_keeps_the_keys_and_quadruples_the_codes(use_d
         assert VQGAN(base).code_indices(x).shape[-2:] == (4, 6)
     with pytest.raises(ValueError, match="quant_scale=2 is not 4 or 8"):
         base.with_(quant_scale=2)
+
+
+def test_fast_preset_is_small_without_aiem_and_dbca_on_the_quarter_scale_codebook():
+    fast, small = preset("fast"), preset("small")
+    assert fast == small.with_(quant_scale=4, use_aiem=False, use_dbca=False)
+    keys = set(VQCNIR(fast).state_dict())
+    assert keys < set(VQCNIR(small).state_dict())  # only modules dropped, none added or reshaped
+    assert not any(k.startswith(("main_decode.attn.", "multiscale_encoder.blocks.3.")) for k in keys)
