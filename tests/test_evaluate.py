@@ -266,7 +266,7 @@ def test_rerun_refuses_before_restoring_anything(small):
 def test_match_gt_mean_scales_luma_to_the_ground_truth():
     import torch
 
-    from vqcnir.metrics.evaluate import match_gt_mean
+    from vqcnir.metrics.gt_mean import match_gt_mean
 
     gt = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.8
     dim = gt * 0.5
@@ -277,6 +277,9 @@ def test_match_gt_mean_scales_luma_to_the_ground_truth():
     assert torch.allclose((bright * luma).sum(1).mean(), (gt * 0.2 * luma).sum(1).mean(), atol=1e-6)
     black = torch.zeros_like(gt)
     assert torch.equal(match_gt_mean(black, gt), black)  # nothing to scale: scored as it is
+    # a batch: each image gets its own scale, and a black one stays black beside a dim one
+    batch = match_gt_mean(torch.cat([dim, gt * 0.25, black]), torch.cat([gt, gt, gt]))
+    assert torch.allclose(batch[:2], torch.cat([gt, gt]), atol=1e-6) and torch.equal(batch[2:], black)
 
 
 def test_gt_mean_scores_a_darkened_copy_as_exact(folders, capsys):
@@ -289,6 +292,15 @@ def test_gt_mean_scores_a_darkened_copy_as_exact(folders, capsys):
     # night = gt * 0.15 (rounded to 8 bits): only rounding is left once the exposure is matched
     assert plain["psnr"] < 10 and matched["psnr"] > 25
     assert "BT.601" in json.loads((out / "metrics.json").read_text())["protocol"]["gt_mean"]
+    # the same protocol as a metric of its own: plain and GT-mean scores from one command
+    both = folders / "both"
+    assert run("--restored", str(folders / "night"), "--gt", str(folders / "gt"), "--metrics",
+               "psnr,gt_mean_psnr,gt_mean_ssim", "--out", str(both)) == 0
+    scores = _means(both / "metrics.json")
+    assert scores["psnr"] == pytest.approx(plain["psnr"]) and scores["gt_mean_psnr"] == pytest.approx(matched["psnr"])
+    assert 0 < scores["gt_mean_ssim"] <= 1
+    proto = json.loads((both / "metrics.json").read_text())["protocol"]
+    assert proto["gt_mean"] is False and "BT.601" in proto["metrics"]["gt_mean_psnr"]["gt_mean"]
 
 
 def test_gt_mean_without_gt_refuses_before_restoring(small):

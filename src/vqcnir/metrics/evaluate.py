@@ -18,13 +18,12 @@ import torch
 from tqdm import tqdm
 
 from ..errors import VQCNIRError
-from ..imagefiles import LUMA_WEIGHTS, list_images, read_tensor, write_image, write_text
+from ..imagefiles import list_images, read_tensor, write_image, write_text
 from . import registry
 from .errors import MetricUnavailable
+from .gt_mean import PROTOCOL as GT_MEAN_PROTOCOL
+from .gt_mean import match_gt_mean
 
-# ITU-R BT.601 luma weights (OpenCV's RGB2GRAY), as the "GT-mean" protocol of low-light papers uses
-GT_MEAN_PROTOCOL = ("each restored image scaled by mean_luma(gt) / mean_luma(restored) (BT.601 luma) "
-                    "and clipped to [0, 1] before scoring")
 GT_MEAN_NEEDS_GT = "--gt-mean takes each image's brightness from its ground truth: give --gt DIR"
 
 _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-image", "lpips", "stlpips-pytorch", "pyiqa")
@@ -125,21 +124,6 @@ def resolve_metrics(names: list[str] | None, has_gt: bool) -> list[str]:
         if name not in out:
             out.append(name)
     return out
-
-
-def match_gt_mean(restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """``restored`` scaled so its mean luma equals ``gt``'s, clipped to [0, 1].
-
-    Synthetic night pairs darken every photo to a random exposure, so how bright the original was
-    cannot be read from the input; this protocol ("GT-mean" in LLFlow and Retinexformer) takes
-    global brightness out of the score and leaves structure, noise and colour. A black output
-    cannot be scaled and is scored as it is.
-    """
-    luma = restored.new_tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
-    mean_restored = (restored * luma).sum(1).mean()
-    if mean_restored <= 0:
-        return restored
-    return (restored * ((gt * luma).sum(1).mean() / mean_restored)).clamp(0, 1)
 
 
 def _mean(values: list[float]) -> float:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from . import full_reference, temporal
+from . import full_reference, gt_mean, temporal
 from .errors import MetricUnavailable
 
 Scorer = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -63,6 +63,10 @@ for _net, _trunk in (("alex", "AlexNet"), ("vgg", "VGG16")):
         "weights": f"stlpips-pytorch 0.0.2: weights/vST0.0/{_net}_shift_tolerant.pth",
         "input": "RGB in [0,1] mapped to [-1,1]", "spatial_mean": True,
         "implementation": "vqcnir (STLPIPS module)"}, "stlpips" if _net == "alex" else "stlpips-vgg"))
+# each image metric above again, after the GT-mean protocol (gt_mean.py): gt_mean_psnr, ...
+for _base in [s for s in SPECS.values() if s.reference]:
+    _add(MetricSpec(gt_mean.PREFIX + _base.name, True, _base.higher_is_better,
+                    {"gt_mean": gt_mean.PROTOCOL, **_base.protocol}, f"{_base.pyiqa}, after GT-mean scaling"))
 _add(MetricSpec("niqe", False, False, {
     "colour": _LUMA8, "blocks": "96x96 (48x48 at half scale), image cropped to whole blocks",
     "scales": "2, second by MATLAB imresize(0.5) bicubic with antialiasing",
@@ -110,6 +114,9 @@ class MetricUnknown(MetricUnavailable):
 def build(name: str, device: str | torch.device = "cpu") -> Scorer:
     """A scorer ``f(restored, gt) -> float64 tensor (N,)``; MetricUnavailable if it cannot run."""
     spec(name)
+    if name.startswith(gt_mean.PREFIX):
+        base = build(name.removeprefix(gt_mean.PREFIX), device)
+        return lambda restored, gt: base(gt_mean.match_gt_mean(restored, gt), gt)
     simple = {"psnr": full_reference.psnr, "psnr_y": full_reference.psnr_y,
               "ssim": full_reference.ssim, "ssim_rgb": full_reference.ssim_rgb}
     if name in simple:
@@ -145,6 +152,7 @@ def build(name: str, device: str | torch.device = "cpu") -> Scorer:
 def check(name: str) -> None:
     """Raise MetricUnavailable with the reason unless ``name`` can run here (cheap: loads nothing)."""
     spec(name)
+    name = name.removeprefix(gt_mean.PREFIX)
     if name.startswith("stlpips_"):
         from .lpips import stlpips_weights_path
 

@@ -18,7 +18,8 @@ from tqdm import tqdm
 from ..errors import VQCNIRError
 from ..imagefiles import list_images, read_rgb, to_tensor
 from . import registry, temporal
-from .evaluate import Evaluation, _mean, _package_versions, build_scorers, match_gt_mean
+from .evaluate import Evaluation, _mean, _package_versions, build_scorers
+from .gt_mean import match_gt_mean
 
 DEFAULT = ("psnr", "ssim", "warp_error", "flicker")
 

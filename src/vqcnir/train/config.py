@@ -146,9 +146,6 @@ class Stage2Section:
     init_from: Optional[str] = None
 
 
-GT_MEAN_PREFIX = "gt_mean_"  # val.metrics: the metric after vqcnir.metrics' match_gt_mean
-
-
 @dataclass
 class ValSection:
     every: int = 5000
@@ -158,8 +155,8 @@ class ValSection:
     night_dir: Optional[str] = None
     gt_dir: Optional[str] = None
     crop: Optional[int] = 256               # centre crop (multiple of 8); null: whole images
-    # full-reference metrics of vqcnir.metrics; gt_mean_<metric> scores after taking each
-    # image's brightness from its ground truth (the GT-mean protocol of `vqcnir evaluate`)
+    # full-reference metrics of vqcnir.metrics, e.g. gt_mean_psnr: PSNR after taking each image's
+    # brightness from its ground truth (the GT-mean protocol)
     metrics: list = field(default_factory=lambda: ["psnr", "ssim"])
     grid_images: int = 4
     use_ema: bool = True
@@ -432,8 +429,7 @@ def validate(cfg: TrainConfig) -> None:
     from ..metrics import SPECS
 
     for m in v.metrics:
-        base = m.removeprefix(GT_MEAN_PREFIX)
-        if base not in SPECS or not SPECS[base].reference:
+        if m not in SPECS or not SPECS[m].reference:
             problems.append(f"val.metrics: {m!r} is not a full-reference metric of vqcnir.metrics")
     if v.best_metric not in v.metrics:
         problems.append(f"val.best_metric {v.best_metric!r} must be one of val.metrics")

@@ -12,8 +12,6 @@ def validate(t, it: int) -> dict[str, float]:
     """Mean of each ``val.metrics`` over trainer ``t``'s validation set (EMA weights if asked);
     saves ``visualization/val_<it>.png``."""
     from .. import metrics
-    from ..metrics.evaluate import match_gt_mean
-    from .config import GT_MEAN_PREFIX
 
     cfg = t.cfg.val
     net = t.ema if (cfg.use_ema and t.ema is not None) else t.net
@@ -30,8 +28,7 @@ def validate(t, it: int) -> dict[str, float]:
         with t.autocast():
             out = _run_padded(net, x).float().clamp(0, 1)
         for m in scores:
-            scored = match_gt_mean(out, gt) if m.startswith(GT_MEAN_PREFIX) else out
-            scores[m].append(float(metrics.compute(m.removeprefix(GT_MEAN_PREFIX), scored, gt)[0]))
+            scores[m].append(float(metrics.compute(m, out, gt)[0]))
         if len(rows) < cfg.grid_images:
             rows.append((x.float().clamp(0, 1), out, gt.float()))
     net.train(was_training)
