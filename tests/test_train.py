@@ -426,6 +426,25 @@ def test_two_processes_stop_together_at_the_time_limit(tmp_path):
     assert [p.name for p in (exp / "training_states").iterdir()] == ["1.state"]
 
 
+def test_two_processes_lower_the_learning_rate_and_stop_together_at_a_plateau(tmp_path):
+    """Only rank 0 validates; every rank takes the plateau's drop and its stop (the drop once
+    crashed the rank that had no validation to quote)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    # a learning rate below float32 resolution: the weights never change, nor does validation, so
+    # the plateau comes at the first chance
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "vqcnir.train", "-c", "tiny-stage1", "--device", "cpu", "--opt",
+           f"experiments_root={tmp_path.as_posix()}", "data.crop=16", "val.crop=16", "val.num_images=2",
+           "data.synth_length=32", "data.batch_size=4", "train.total_iter=20", "val.every=1",
+           "train.patience=1", "train.plateau_drops=1", "train.optim_g.lr=1e-30", "train.optim_d.lr=1e-30",
+           "codebook.restart_dead_codes=false", "logging.save_every=100"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = (tmp_path / "tiny-stage1" / "log.txt").read_text()
+    assert "from iteration 2 (drop 1 of 1, train.plateau_drops)" in log
+    assert "finished tiny-stage1 at iteration 3" in log
+
+
 def test_photo_folder_sources(tmp_path):
     """Stage 1 on a folder of sharp photos, stage 2 on pairs vqcnir.data synthesises from it."""
     _write_pairs(tmp_path / "photos", n=6, size=48)

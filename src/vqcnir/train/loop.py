@@ -155,6 +155,8 @@ class Trainer:
     def _plateau(self) -> str:
         """What a plateau is, for the log (a learning-rate drop and the end of a run both say it)."""
         best = self.best
+        if not best:  # only rank 0 validates; the other ranks agree on the plateau, log nothing
+            return "validation has plateaued"
         return (f"validation {best['metric']} has not beaten its best ({best['value']:.4f} @ {best['iter']}) "
                 f"for {self.cfg.train.patience} validations")
 
