@@ -420,8 +420,9 @@ def checkpoints(args) -> int:
     stage = 1 if is_stage1(read_checkpoint(next(iter(found.values())))[0]) else 2
     inputs = gts if stage == 1 else [torch.from_numpy(read_image(val / "low_blur_noise" / f.relative_to(
         val / "high_sharp_scaled")).rgb).permute(2, 0, 1)[None] for f in gt_files]
-    print(f"| iteration | CPU-min | PSNR | {'' if stage == 1 else 'GT-mean PSNR | '}{' | '.join(GRIDS)} |")
-    print(f"|---:|---:|---:|{'' if stage == 1 else '---:|'}{'---:|' * len(GRIDS)}")
+    print(f"| iteration | CPU-min | PSNR | {'' if stage == 1 else 'GT-mean PSNR | SSIM | luma / GT | '}"
+          f"{' | '.join(GRIDS)} |")
+    print(f"|---:|---:|---:|{'' if stage == 1 else '---:|---:|---:|'}{'---:|' * len(GRIDS)}")
     grids = lambda images: " | ".join(
         f"{sum(float(metrics.compute(g, x)[0]) for x in images) / len(images):.3f}" for g in GRIDS)
     for it in sorted(found)[::args.every]:
@@ -430,7 +431,12 @@ def checkpoints(args) -> int:
             outs = [forward_padded(model, x).clamp(0, 1) for x in inputs]
         mean = lambda name, pairs: sum(float(metrics.compute(name, o, g)[0]) for o, g in pairs) / len(gts)
         psnr = mean("psnr", zip(outs, gts))
-        gt_mean = "" if stage == 1 else f"{mean('psnr', ((match_gt_mean(o, g), g) for o, g in zip(outs, gts))):.2f} | "
+        # a restorer's brightness drifts apart from its structure: GT-mean PSNR and SSIM show the
+        # structure, the ratio of mean brightness to the ground truth's shows the drift
+        luma = sum(float(o.mean() / g.mean()) for o, g in zip(outs, gts)) / len(gts)
+        gt_mean = "" if stage == 1 else (
+            f"{mean('psnr', ((match_gt_mean(o, g), g) for o, g in zip(outs, gts))):.2f} | "
+            f"{mean('ssim', zip(outs, gts)):.4f} | {luma:.3f} | ")
         minutes = f"{cpu[it]:.1f}" if it in cpu else "–"  # a run's last save need not follow a validation
         print(f"| {it:,} | {minutes} | {psnr:.2f} | {gt_mean}{grids(outs)} |", flush=True)
     print(f"\nground truth {', '.join(GRIDS)}: {grids(gts).replace(' | ', ', ')}")
