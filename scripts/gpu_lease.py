@@ -4,10 +4,9 @@ Two steps, for a GPU machine that can reach nothing (no package index, no photo 
 
     # here: what travels, about 26 MB for the search's 31 photos and 24 validation pairs (the photos
     # as JPEG, the stage-1 checkpoint in fp16), into a folder git ignores (.git/info/exclude)
-    python scripts/gpu_lease.py pack --photos train2/ --stage1 runs/small-stage1/models/net_g_9000.pth -o .lease/
-    # or the recipe search's winner, validated on the search's fixed pairs (docs/recipe_search.md):
-    python scripts/gpu_lease.py pack --photos data/train --stage1 records/recipe_search/stage1-small/stage1.safetensors \
-        --val data/valset -o .lease/      # there: train ... --fresh --opt model.use_dbca=false
+    # the bundled restorer's stage 1 and the recipe search's photos and fixed pairs (docs/recipe_search.md):
+    python scripts/gpu_lease.py pack --photos data/train --val data/valset -o .lease/ \
+        --stage1 records/recipe_search/final-stage1-small_q4/stage1.safetensors
     # there, from the repository root, with a Python that has torch, torchvision, numpy, Pillow,
     # tifffile, safetensors, PyYAML and tqdm:
     PYTHONPATH=src python3 scripts/gpu_lease.py train .lease/ --minutes 9 --out OUT/
@@ -68,13 +67,12 @@ def train(args) -> int:
 
     from vqcnir.train import load_config, run_training
     from vqcnir.weights import convert
-    from vqcnir.zoo import resolve_weights
 
     lease, out = Path(args.lease), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="vqcnir-lease-"))
     workers = max(0, min(12, (os.cpu_count() or 2) - 2))
-    start_from = [] if args.fresh else [f"stage2.init_from={(args.init_from or resolve_weights(None)).as_posix()}"]
+    start_from = _start_from(args.fresh, args.init_from)
     fixed_val, val_pairs = _fixed_validation(lease / VAL)
     cfg = load_config(f"{args.preset}-stage2", [
         "name=lease", f"experiments_root={runs.as_posix()}", f"data.root={(lease / PHOTOS).as_posix()}",
@@ -103,6 +101,25 @@ def train(args) -> int:
     for name, value in rows:
         print(f"| {name} | {value} |")
     return 0
+
+
+def _start_from(fresh: bool, init_from: Path | None) -> list[str]:
+    """Config overrides for the restorer to continue: none for a fresh one, else that checkpoint,
+    or the bundled one with every field of its network (the stage presets switch AIEM and DBCA on)."""
+    import json
+
+    from safetensors import safe_open
+
+    from vqcnir.zoo import resolve_weights
+
+    if fresh:
+        return []
+    if init_from:
+        return [f"stage2.init_from={Path(init_from).as_posix()}"]
+    bundled = resolve_weights(None)
+    with safe_open(str(bundled), framework="pt") as f:
+        network = json.loads(f.metadata()["vqcnir_config"])
+    return [f"stage2.init_from={bundled.as_posix()}", *(f"model.{k}={json.dumps(v)}" for k, v in network.items())]
 
 
 def _fixed_validation(val: Path) -> tuple[list[str], int]:

@@ -1,6 +1,8 @@
 """scripts/gpu_lease.py: pack photos and stage 1 for a GPU machine, then a time-limited fine-tune
 that exports fp16 weights (here on the CPU, with the tiny network)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,18 @@ def test_pack_refuses_a_missing_folder_in_one_line(tmp_path, gpu_lease, capsys):
                            "-o", str(tmp_path / "lease")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: folder not found")
+
+
+def test_continuing_the_bundled_restorer_builds_its_network(gpu_lease):
+    """Without --init-from, train continues the bundled model: its network, not the preset's."""
+    from safetensors import safe_open
+
+    from vqcnir.nn import VQCNIRConfig
+    from vqcnir.zoo import resolve_weights
+
+    opts = gpu_lease._start_from(False, None)
+    assert opts[0] == f"stage2.init_from={resolve_weights(None).as_posix()}"
+    with safe_open(str(resolve_weights(None)), framework="pt") as f:
+        bundled = VQCNIRConfig.from_dict(json.loads(f.metadata()["vqcnir_config"]))
+    assert load_config("small-stage2", [*opts, "data.root=photos"]).model.network_config() == bundled
+    assert gpu_lease._start_from(True, None) == []

@@ -3,8 +3,8 @@
 glibc serves every allocation above its mmap threshold (32 MiB at most by default) straight
 from the kernel and hands it back on free. A 1 MP restore makes hundreds of such feature maps,
 so each one is page-faulted in again and zero-filled by the kernel: about 3.8 million page
-faults and a third of the wall time (14.3 s -> 9.6 s for the bundled model, 2 threads; see
-benchmarks/restore_speed.py --allocators). Raising the mmap and trim thresholds keeps freed
+faults and a third of the wall time (14.3 s -> 9.6 s for the first default model
+(docs/first_default.md), 2 threads; see benchmarks/restore_speed.py --allocators). Raising the mmap and trim thresholds keeps freed
 blocks in the heap for the next tensor. The price: the process keeps its peak memory until it
 exits, and the heap fragments, so the peak itself grows (1.25x to 1.75x, which
 ``engine.auto_tile_plan`` allows for).
