@@ -181,6 +181,16 @@ def test_real_process_prints_no_traceback(tmp_path, weights):
     assert "missing.png" in result.stderr
 
 
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`vqcnir models | head -1`: the pipe closes before vqcnir writes; it stops quietly."""
+    proc = subprocess.Popen([sys.executable, "-m", "vqcnir", "models"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before vqcnir (still importing) writes a line
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert stderr == ""
+
+
 def test_tiles_chosen_by_the_user(tmp_path, photos, weights, capsys):
     out = tmp_path / "out"
     assert run("restore", photos / "a.png", "-o", out, "--weights", weights, "--tile", "16", "--tile-overlap", "8") == 0
