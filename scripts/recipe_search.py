@@ -404,7 +404,7 @@ def checkpoints(args) -> int:
     from vqcnir import metrics
     from vqcnir.engine import forward_padded
     from vqcnir.imagefiles import read_image
-    from vqcnir.metrics.evaluate import match_gt_mean
+    from vqcnir.metrics.gt_mean import match_gt_mean
     from vqcnir.weights import is_stage1, load_network, read_checkpoint
 
     run_dir, val = Path(args.root) / args.run, Path(args.val)
@@ -420,27 +420,54 @@ def checkpoints(args) -> int:
     stage = 1 if is_stage1(read_checkpoint(next(iter(found.values())))[0]) else 2
     inputs = gts if stage == 1 else [torch.from_numpy(read_image(val / "low_blur_noise" / f.relative_to(
         val / "high_sharp_scaled")).rgb).permute(2, 0, 1)[None] for f in gt_files]
-    print(f"| iteration | CPU-min | PSNR | {'' if stage == 1 else 'GT-mean PSNR | SSIM | luma / GT | '}"
-          f"{' | '.join(GRIDS)} |")
-    print(f"|---:|---:|---:|{'' if stage == 1 else '---:|---:|---:|'}{'---:|' * len(GRIDS)}")
-    grids = lambda images: " | ".join(
-        f"{sum(float(metrics.compute(g, x)[0]) for x in images) / len(images):.3f}" for g in GRIDS)
+    names = ["PSNR", *([] if stage == 1 else ["GT-mean PSNR", "SSIM", "luma / GT"]), *GRIDS]
+    digits = {"SSIM": 4, "luma / GT": 3, **{g: 3 for g in GRIDS}}  # PSNRs: 2
+    print(f"| iteration | CPU-min | {' | '.join(names)} |")
+    print(f"|---:|---:|{'---:|' * len(names)}")
+    grid_means = lambda images: [sum(float(metrics.compute(g, x)[0]) for x in images) / len(images) for g in GRIDS]
+    curves = []  # per checkpoint: iteration, then one value per name
     for it in sorted(found)[::args.every]:
         model = load_network(found[it], stage=stage)
         with torch.no_grad():
             outs = [forward_padded(model, x).clamp(0, 1) for x in inputs]
         mean = lambda name, pairs: sum(float(metrics.compute(name, o, g)[0]) for o, g in pairs) / len(gts)
-        psnr = mean("psnr", zip(outs, gts))
-        # a restorer's brightness drifts apart from its structure: GT-mean PSNR and SSIM show the
-        # structure, the ratio of mean brightness to the ground truth's shows the drift
-        luma = sum(float(o.mean() / g.mean()) for o, g in zip(outs, gts)) / len(gts)
-        gt_mean = "" if stage == 1 else (
-            f"{mean('psnr', ((match_gt_mean(o, g), g) for o, g in zip(outs, gts))):.2f} | "
-            f"{mean('ssim', zip(outs, gts)):.4f} | {luma:.3f} | ")
+        values = [mean("psnr", zip(outs, gts))]
+        if stage == 2:
+            # a restorer's brightness drifts apart from its structure: GT-mean PSNR and SSIM show the
+            # structure, the ratio of mean brightness to the ground truth's shows the drift
+            values += [mean("psnr", ((match_gt_mean(o, g), g) for o, g in zip(outs, gts))), mean("ssim", zip(outs, gts)),
+                       sum(float(o.mean() / g.mean()) for o, g in zip(outs, gts)) / len(gts)]
+        values += grid_means(outs)
+        curves.append([it, *values])
         minutes = f"{cpu[it]:.1f}" if it in cpu else "–"  # a run's last save need not follow a validation
-        print(f"| {it:,} | {minutes} | {psnr:.2f} | {gt_mean}{grids(outs)} |", flush=True)
-    print(f"\nground truth {', '.join(GRIDS)}: {grids(gts).replace(' | ', ', ')}")
+        cells = " | ".join(f"{v:.{digits.get(n, 2)}f}" for n, v in zip(names, values))
+        print(f"| {it:,} | {minutes} | {cells} |", flush=True)
+    print(f"\nground truth {', '.join(GRIDS)}: {', '.join(f'{v:.3f}' for v in grid_means(gts))}")
+    if args.plot:
+        _plot_checkpoints(args.plot, args.run, names, curves)
     return 0
+
+
+def _plot_checkpoints(file: str, run: str, names: list[str], rows: list[list[float]]) -> None:
+    """One small panel per score against the iteration: a run's learning curves, scored alike."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows_of_panels = -(-len(names) // 3)
+    fig, axes = plt.subplots(rows_of_panels, 3, figsize=(11, 3.2 * rows_of_panels), squeeze=False)
+    for i, (ax, name) in enumerate(zip(axes.flat, names)):
+        ax.plot([r[0] for r in rows], [r[i + 1] for r in rows], marker=".")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{run}: every saved checkpoint on the validation pairs", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(file, dpi=100)
+    print(f"plot: {file}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -484,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--val", required=True)
     c.add_argument("--root", default="experiments/search")
     c.add_argument("--every", type=int, default=1, help="score every N-th saved checkpoint (default 1)")
+    c.add_argument("--plot", help="also draw each score against the iteration into this PNG")
     c.set_defaults(func=checkpoints)
     for command in (r, k, q, f):
         command.add_argument("--record", default=str(RECORD),

@@ -57,10 +57,13 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert search.main(["record", "--root", str(root), "--record", str(record)]) == 0
     assert json.loads((record / "control" / "scores.json").read_text()) == scores
 
-    # each saved checkpoint scored: a stage 1 reconstructs (no GT-mean column), a restorer restores
-    for run, columns in (("stage1-small", 5), ("control", 6)):
+    # each saved checkpoint scored: a stage 1 reconstructs (no GT-mean, SSIM, brightness columns), a
+    # restorer restores; --plot draws the same scores
+    for run, columns in (("stage1-small", 5), ("control", 8)):
         capsys.readouterr()
-        assert search.main(["checkpoints", "--run", run, "--val", str(val), "--root", str(root)]) == 0
+        plot = tmp_path / f"{run}.png"
+        assert search.main(["checkpoints", "--run", run, "--val", str(val), "--root", str(root), "--plot", str(plot)]) == 0
+        assert plot.stat().st_size > 1000
         out = capsys.readouterr().out
         rows = [line.strip("|").split("|") for line in out.splitlines() if re.match(r"\| \d", line)]
         assert rows and all(len(r) == columns for r in rows), out
