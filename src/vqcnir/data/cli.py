@@ -82,7 +82,7 @@ def cmd_photos(args: argparse.Namespace) -> int:
     from .photos import collect_photos
 
     entries = collect_photos(args.output, debian=not args.no_debian, skimage=not args.no_skimage,
-                             max_side=args.max_side, progress=not args.quiet)
+                             more=args.more, max_side=args.max_side, progress=not args.quiet)
     if not args.quiet:
         print(f"{args.output}: {len(entries)} photos (licences in manifest.json)")
     return 0
@@ -129,10 +129,13 @@ def register(subparsers) -> None:
     ph = dsub.add_parser(
         "photos", help="collect an offline corpus of sharp photos with their licences",
         description="Collect real photographs from Debian wallpaper packages (apt-get download + "
-                    "dpkg -x) and scikit-image into a folder, with manifest.json (author, licence).")
+                    "dpkg-deb) and scikit-image into a folder, with manifest.json (author, licence).")
     ph.add_argument("-o", "--output", required=True, help="folder for the photos")
     ph.add_argument("--max-side", type=int, default=1920,
                     help="shrink larger photos to this long side (0: keep; default 1920)")
+    ph.add_argument("--more", action="store_true",
+                    help="also get 31 photos from lxqt-themes, palapeli-data, sddm-theme-maldives and "
+                         "enlightenment-data (about 430 MB to download; see docs/data.md)")
     ph.add_argument("--no-debian", action="store_true", help="skip the Debian packages")
     ph.add_argument("--no-skimage", action="store_true", help="skip scikit-image's photos")
     ph.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
