@@ -2,9 +2,11 @@
 fixed CPU budget and is scored; `final` continues it in copies; `report` tables it; the record
 keeps finished runs through the loss of the working folder."""
 
+import argparse
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +118,15 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert capsys.readouterr().out == table
     with pytest.raises(SystemExit, match="arm no_perc has not finished"):
         search.main(["final", *common, "--arm", "no_perc"])
+
+
+def test_the_more_photos_arm_trains_its_restorer_on_the_photos_it_is_given(load_script):
+    search = load_script("recipe_search")
+    with pytest.raises(SystemExit, match="more_photos train on --more-photos"):
+        search.main(["run", "--photos", "p", "--val", "v", "--arms", "control,more_photos"])
+    args = argparse.Namespace(photos="train", more_photos="train_more")
+    assert search._arm_photos(args, "more_photos") == "train_more" and search._arm_photos(args, "d_only_q4") == "train"
+    stage2 = search._stage2_opts(search._arm_photos(args, "more_photos"), "small_q4", "more_photos", Path("s1"), Path("v"))
+    assert "data.root=train_more" in stage2 and stage2[stage2.index("data.root=train_more") + 1:].count("data.root") == 0
+    # the same network as the final's arm, on more photos
+    assert search.ARMS["more_photos"] == search.ARMS["d_only_q4"]
