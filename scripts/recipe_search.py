@@ -373,7 +373,8 @@ def report(args) -> int:
         s = json.loads(scores.read_text())
         logs[arm] = _recorded(root, record, arm, "log.txt").read_text()
         iters = max(int(m) for m in re.findall(r"saved iteration (\d+)", logs[arm]))
-        rows.append((arm, family, " ".join(opts) or "(control)", iters, s))
+        change = " ".join(opts) or "(control)"
+        rows.append((arm, family, f"{change}` + `--more-photos" if arm in MORE_PHOTOS_ARMS else change, iters, s))
     print("| arm | stage 1 | change | iterations | PSNR | GT-mean PSNR | SSIM | blockiness8 | blockiness4 |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     grid = lambda s, name: f"{s[name]:.3f}" if name in s else "–"
