@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -366,6 +368,59 @@ def test_time_limit_stops_with_a_resumable_state(tmp_path, capsys):
     assert err == ["error: --time-limit -5: give the minutes as a number of 0 or more"]
 
 
+def _signal_at(monkeypatch, iteration: int, *signals: int) -> None:
+    """Send this process ``signals`` at the end of ``iteration``, as a Ctrl+C would."""
+    from vqcnir.train.stage1 import Stage1
+
+    after = Stage1.after_iteration
+
+    def then_signal(self, t, it, batch):
+        after(self, t, it, batch)
+        if it == iteration:
+            for s in signals:
+                os.kill(os.getpid(), s)
+
+    monkeypatch.setattr(Stage1, "after_iteration", then_signal)
+
+
+def test_ctrl_c_stops_at_the_next_iteration_with_a_resumable_state(tmp_path, monkeypatch, capsys):
+    opts = ("train.total_iter=8", "logging.save_every=100", "val.every=100")
+    before = signal.getsignal(signal.SIGINT)
+    # SIGINT then SIGTERM at once, as one Ctrl+C reaches a torchrun worker: one request
+    _signal_at(monkeypatch, 3, signal.SIGINT, signal.SIGTERM)
+    r = run_training(tiny(1, tmp_path, *opts), device="cpu")
+    exp = tmp_path / "tiny-stage1"
+    assert (r["iter"], r["stopped_early"], r["stop_signal"]) == (3, True, signal.SIGINT)
+    assert [p.name for p in (exp / "training_states").iterdir()] == ["3.state"]
+    assert "stopped tiny-stage1 at iteration 3 of 8: SIGINT asked it to stop; continue with --resume" \
+        in (exp / "log.txt").read_text()
+    assert "SIGINT: stopping after this iteration" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is before  # the handlers are put back
+    monkeypatch.undo()
+    r = run_training(tiny(1, tmp_path, *opts), resume=True, device="cpu")
+    assert (r["iter"], r["stopped_early"], r["stop_signal"]) == (8, False, None)
+
+
+def test_a_second_ctrl_c_quits_at_once_and_the_command_exits_as_a_signal_does(tmp_path, monkeypatch, capsys):
+    from vqcnir.train import signals
+    from vqcnir.train.cli import main
+
+    opts = ["train.total_iter=8", "logging.save_every=100", "val.every=100", "data.crop=16", "val.crop=16",
+            "val.num_images=2", "data.synth_length=32"]
+    monkeypatch.setattr(signals, "SAME_REQUEST_S", -1.0)  # any second signal is a new request
+    _signal_at(monkeypatch, 2, signal.SIGINT, signal.SIGINT)
+    assert main(["-c", "tiny-stage1", "--device", "cpu", "--opt", f"experiments_root={tmp_path.as_posix()}",
+                 *opts]) == 130  # the CLI's KeyboardInterrupt: no state saved
+    assert not list((tmp_path / "tiny-stage1" / "training_states").iterdir())
+    monkeypatch.undo()
+    _signal_at(monkeypatch, 2, signal.SIGTERM)
+    assert main(["-c", "tiny-stage1", "--device", "cpu", "--resume", "--opt",
+                 f"experiments_root={tmp_path.as_posix()}", *opts]) == 143
+    assert [p.name for p in (tmp_path / "tiny-stage1" / "training_states").iterdir()] == ["2.state"]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "SIGTERM asked it to stop" in err
+
+
 # ----------------------------------------------------------------------------- robustness
 def test_non_finite_loss_skips_the_step(tmp_path):
     trainer = Trainer(tiny(1, tmp_path), device="cpu")
@@ -425,6 +480,36 @@ def test_two_processes_stop_together_at_the_time_limit(tmp_path):
     assert "stopped tiny-stage1 at iteration 1 of 6" in (exp / "log.txt").read_text()
     assert [p.name for p in (exp / "training_states").iterdir()] == ["1.state"]
 
+
+def test_ctrl_c_under_torchrun_stops_every_process_with_a_state_saved(tmp_path):
+    """Ctrl+C in a terminal signals the whole process group: torchrun, its workers and their
+    loader processes."""
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "vqcnir.train", "-c", "tiny-stage1", "--device", "cpu", "--opt",
+           f"experiments_root={tmp_path.as_posix()}", "data.crop=16", "val.crop=16", "val.num_images=2",
+           "data.synth_length=32", "data.batch_size=4", "data.num_workers=1", "train.total_iter=100000",
+           "val.every=100000", "logging.print_every=1", "logging.save_every=100000"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    log = tmp_path / "tiny-stage1" / "log.txt"
+    try:
+        deadline = time.monotonic() + 240
+        while not (log.is_file() and "iter 3/" in log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()[-3000:]
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stopped = re.findall(r"stopped tiny-stage1 at iteration (\d+) of 100000: SIGINT asked it to stop",
+                         log.read_text())
+    assert stopped, out[-3000:]
+    states = [p.name for p in (tmp_path / "tiny-stage1" / "training_states").iterdir()]
+    assert states == [f"{stopped[0]}.state"] and "exited unexpectedly" not in out
 
 def test_two_processes_lower_the_learning_rate_and_stop_together_at_a_plateau(tmp_path):
     """Only rank 0 validates; every rank takes the plateau's drop and its stop (the drop once

@@ -25,7 +25,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop at the first iteration after MINUTES (counted from the start), save a "
                         "state there and exit 0; continue later with --resume. Leave a minute or two "
-                        "of a job's wall-clock limit for that last save")
+                        "of a job's wall-clock limit for that last save. Ctrl+C or SIGTERM also stops "
+                        "at the next iteration with a state saved (exit 130/143); twice quits at once")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)
     return p
@@ -45,8 +46,10 @@ def run(args) -> int:
     from .loop import run_training
 
     time_limit = None if args.time_limit is None else args.time_limit * 60
-    run_training(cfg, resume=args.resume, device=args.device, time_limit=time_limit)
-    return 0
+    result = run_training(cfg, resume=args.resume, device=args.device, time_limit=time_limit)
+    # stopped by Ctrl+C / SIGTERM with its state saved: not finished, so exit as a shell reports a
+    # signal (130, 143) for scripts that chain commands; the log said how to go on
+    return 128 + result["stop_signal"] if result["stop_signal"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:

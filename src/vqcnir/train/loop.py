@@ -29,8 +29,9 @@ from ..engine import choose_device
 from . import distributed as D
 from . import logs, setup
 from .config import TrainConfig
-from .meters import Timings, Window, budget_spent, out_of_time, plateaued, process_tree_cpu_seconds
+from .meters import Timings, Window, budget_spent, plateaued, process_tree_cpu_seconds, time_to_stop
 from .resume import load_training_state, save_run
+from .signals import StopRequest
 from .stage1 import Stage1
 from .stage2 import Stage2
 from .step import train_step
@@ -54,6 +55,7 @@ class Trainer:
         self.cpu_before = 0.0  # CPU-seconds this run used before this process (resumes)
         self.cpu_start = None  # the process tree's CPU-seconds when fit() began
         self.schedule_note = ""
+        self.stop = StopRequest()  # Ctrl+C / SIGTERM during fit(): stop with a state saved
         setup.choose_precision(self)
         state = setup.prepare_dir(self, resume)
         torch.manual_seed(cfg.seed)
@@ -89,7 +91,8 @@ class Trainer:
 
     def fit(self, deadline: float | None = None) -> dict:
         """Train to ``train.total_iter``; with ``deadline`` (a ``time.monotonic()`` value), stop at
-        the first iteration past it, save a resumable state there and return early."""
+        the first iteration past it, save a resumable state there and return early; the same on
+        Ctrl+C or SIGTERM (``signals.py``)."""
         from tqdm import tqdm
 
         cfg, lg = self.cfg, self.cfg.logging
@@ -103,41 +106,42 @@ class Trainer:
         it = self.start_iter
         stopped_early = spent = stale = False
         try:
-            while it < total_iter:
-                t0 = time.perf_counter()
-                batch = next(loader)
-                t1 = time.perf_counter()
-                losses = self.train_step(batch, it)
-                it += 1
-                self.stage.after_iteration(self, it, batch)
-                t2 = time.perf_counter()
-                self.timings.add(data=t1 - t0, step=t2 - t0)
-                window.add(losses, data=t1 - t0, step=t2 - t0)
-                bar.update(1)
-                if it % 10 == 0 or it == total_iter:
-                    bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in losses.items() if k != "total"))
-                if it % lg.print_every == 0 or it == total_iter:
-                    logs.log_window(self, it, window)
-                    window = Window()
-                if it % cfg.val.every == 0 or it == total_iter:
-                    if self.dist.is_main:
-                        logs.log_validation(self, it, validate(self, it))
-                    D.barrier(self.dist)
-                    stale = it < total_iter and plateaued(self, it)
-                    if stale and self.lr_drops["count"] < cfg.train.plateau_drops:
-                        self.lower_learning_rates(it)
-                        stale = False
-                spent = it < total_iter and budget_spent(self)
-                saved = it % lg.save_every == 0 or it == total_iter or spent or stale
-                if saved:
-                    self.save(it)
-                if spent or stale:
-                    break
-                if it < total_iter and out_of_time(self, deadline):
-                    stopped_early = True
-                    if not saved:
+            with self.stop:
+                while it < total_iter:
+                    t0 = time.perf_counter()
+                    batch = next(loader)
+                    t1 = time.perf_counter()
+                    losses = self.train_step(batch, it)
+                    it += 1
+                    self.stage.after_iteration(self, it, batch)
+                    t2 = time.perf_counter()
+                    self.timings.add(data=t1 - t0, step=t2 - t0)
+                    window.add(losses, data=t1 - t0, step=t2 - t0)
+                    bar.update(1)
+                    if it % 10 == 0 or it == total_iter:
+                        bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in losses.items() if k != "total"))
+                    if it % lg.print_every == 0 or it == total_iter:
+                        logs.log_window(self, it, window)
+                        window = Window()
+                    if it % cfg.val.every == 0 or it == total_iter:
+                        if self.dist.is_main:
+                            logs.log_validation(self, it, validate(self, it))
+                        D.barrier(self.dist)
+                        stale = it < total_iter and plateaued(self, it)
+                        if stale and self.lr_drops["count"] < cfg.train.plateau_drops:
+                            self.lower_learning_rates(it)
+                            stale = False
+                    spent = it < total_iter and budget_spent(self)
+                    saved = it % lg.save_every == 0 or it == total_iter or spent or stale
+                    if saved:
                         self.save(it)
-                    break
+                    if spent or stale:
+                        break
+                    if it < total_iter and time_to_stop(self, deadline):
+                        stopped_early = True
+                        if not saved:
+                            self.save(it)
+                        break
         finally:
             bar.close()
         return self._finish(it, stopped_early, spent, stale)
@@ -170,12 +174,13 @@ class Trainer:
                      f"{cfg.train.cpu_budget_min:g} min is used ({self.cpu_seconds() / 60:.1f} CPU-min)")
         elif stopped_early:
             used = f" ({self.cpu_seconds() / 60:.1f} CPU-min used)" if cfg.train.cpu_budget_min else ""
-            self.log(f"stopped {cfg.name} at iteration {it} of {cfg.train.total_iter}: the time limit was "
-                     f"reached{used}; continue with --resume")
+            why = f"{self.stop.name} asked it to stop" if self.stop.name else "the time limit was reached"
+            self.log(f"stopped {cfg.name} at iteration {it} of {cfg.train.total_iter}: {why}{used}; "
+                     f"continue with --resume")
         else:
             self.log(f"finished {cfg.name} at iteration {it}"
                      + (f"; {self.skipped} steps skipped" if self.skipped else ""))
-        return {"iter": it, "stopped_early": stopped_early, "budget_spent": spent, "plateaued": stale,
+        return {"iter": it, "stopped_early": stopped_early, "stop_signal": self.stop.signum, "budget_spent": spent, "plateaued": stale,
                 "cpu_seconds": self.cpu_seconds(), "best": self.best, "skipped": self.skipped,
                 "experiment": str(self.exp_dir),
                 "history": self.timings.history, "data_time": self.timings.data, "step_time": self.timings.step,

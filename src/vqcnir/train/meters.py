@@ -106,8 +106,7 @@ def plateaued(t, it: int) -> bool:
     return _everyone_agrees(t, bool(t.best) and it - since >= patience * t.cfg.val.every)
 
 
-def out_of_time(t, deadline: float | None) -> bool:
-    """Whether the ``time.monotonic()`` deadline has passed."""
-    if deadline is None:
-        return False
-    return _everyone_agrees(t, time.monotonic() >= deadline)
+def time_to_stop(t, deadline: float | None) -> bool:
+    """Whether the ``time.monotonic()`` deadline has passed or a stop signal has come (``t.stop``)."""
+    answer = t.stop.name is not None or (deadline is not None and time.monotonic() >= deadline)
+    return _everyone_agrees(t, answer)

@@ -21,6 +21,7 @@ from . import distributed as D
 from .data import EpochIndexed, GlobalBatchSampler, build_datasets
 from .losses import PerceptualLoss, resolve_perceptual
 from .resume import list_states, newest_state
+from .signals import leave_stop_signals_to_the_trainer
 
 
 class _Generator(nn.Module):
@@ -127,4 +128,5 @@ def build_data(t) -> None:
     workers = cfg.data.num_workers
     t.loader = DataLoader(EpochIndexed(t.train_set), batch_sampler=sampler, num_workers=workers,
                           pin_memory=t.device.type == "cuda", persistent_workers=workers > 0,
-                          prefetch_factor=4 if workers > 0 else None)
+                          prefetch_factor=4 if workers > 0 else None,
+                          worker_init_fn=leave_stop_signals_to_the_trainer)
