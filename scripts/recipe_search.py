@@ -32,7 +32,9 @@ working folder was lost continues from them (``legs.json`` says how many CPU-min
 Each run is single-threaded (CPU time then measures work, not threads spinning at barriers), so
 two searches with different ``--arms`` lists can share a 2-core machine; they never train the
 same run at once. ``run`` is resumable: killed (or stopped by --hours) and started again with the same
-arguments, it continues the run it was in and skips finished ones. Precision: bf16 autocast
+arguments, it continues the run it was in and skips finished ones. Ctrl+C (or SIGTERM) is passed
+on to the training, which stops at its next iteration with a state saved; a ``final`` leg stopped
+so is recorded like one stopped by --hours, and nothing further starts. Precision: bf16 autocast
 where the CPU has native bf16 (AVX-512 BF16 / AMX), fp32 elsewhere, where bf16 is slower.
 """
 
@@ -44,6 +46,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -186,7 +189,7 @@ def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: f
     if finished.is_file():
         return "done"
     minutes = (deadline - time.monotonic()) / 60
-    if minutes <= 1:
+    if minutes <= 1 or STOPPED_BY:
         return "paused"
     launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"] if ranks > 1 else []
     cmd = [sys.executable, *launch, "-m", "vqcnir", "train", "-c", preset, "--time-limit", f"{minutes - 1:.1f}",
@@ -198,12 +201,36 @@ def _train_locked(root: Path, name: str, preset: str, opts: list[str], budget: f
     print("$", " ".join(cmd), flush=True)
     # one thread per process: CPU-seconds then measure work, not threads spinning at barriers on
     # a busy machine, and two runs side by side use both cores
-    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = _run_passing_on_stops(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if code and not STOPPED_BY:
+        raise SystemExit(f"error: training {name} failed (exit status {code}); its log: {exp / 'log.txt'}")
     ends = re.findall(r"(?:finished|stopped) \S+ at iteration .*", (exp / "log.txt").read_text())
     if not ends or not ("CPU budget" in ends[-1] or "train.patience" in ends[-1]):
         return "paused"
     finished.write_text(json.dumps({"finished": time.strftime("%Y-%m-%d %H:%M")}) + "\n")
     return "done"
+
+
+STOPPED_BY: list[int] = []  # the stop signal this search received, if any
+
+
+def _run_passing_on_stops(cmd: list[str], env: dict) -> int:
+    """Run a training in its own session (the terminal's Ctrl+C reaches this process only) and
+    pass SIGINT/SIGTERM on to it: it then stops at its next iteration with a state saved (a
+    second one quits it at once), where a KeyboardInterrupt here would kill it and lose
+    everything since its last save."""
+    child = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+    def pass_on(signum, frame):
+        STOPPED_BY.append(signum)
+        child.send_signal(signum)
+
+    previous = {s: signal.signal(s, pass_on) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _score(root: Path, arm: str, val: Path, weights_file: str) -> dict:
@@ -340,7 +367,7 @@ def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str],
     leg_opts = [*opts, f"{init_key}={start.as_posix()}"] if start else opts
     status = _train(root, record, name, preset, leg_opts, budget - legs["cpu_min_before"], deadline, ranks, keep)
     log = root / name / "log.txt"
-    used = re.findall(r"the time limit was reached \(([\d.]+) CPU-min used\)", log.read_text()) if log.is_file() else []
+    used = re.findall(r"stopped \S+ at iteration .*\(([\d.]+) CPU-min used\)", log.read_text()) if log.is_file() else []
     if status == "paused" and used:
         import torch
         from vqcnir.weights import convert
@@ -532,7 +559,12 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--record", default=str(RECORD),
                              help="the committed record of finished runs (default records/recipe_search)")
     args = p.parse_args(argv)
-    return args.func(args)
+    code = args.func(args)
+    if STOPPED_BY:
+        name = signal.Signals(STOPPED_BY[0]).name
+        print(f"stopped by {name}: what was trained is saved; the same command goes on", file=sys.stderr)
+        return 128 + STOPPED_BY[0]
+    return code
 
 
 if __name__ == "__main__":

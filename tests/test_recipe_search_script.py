@@ -130,3 +130,39 @@ def test_the_more_photos_arm_trains_its_restorer_on_the_photos_it_is_given(load_
     assert "data.root=train_more" in stage2 and stage2[stage2.index("data.root=train_more") + 1:].count("data.root") == 0
     # the same network as the final's arm, on more photos
     assert search.ARMS["more_photos"] == search.ARMS["d_only_q4"]
+
+
+def test_ctrl_c_stops_the_training_with_a_state_saved_and_starts_nothing_more(tmp_path, load_script, monkeypatch, capsys):
+    """The search passes a Ctrl+C on to the training it runs (in its own session), which saves
+    where it stopped; the search then starts no further run and exits as a signal does."""
+    import os
+    import signal
+    import threading
+    import time
+
+    search = load_script("recipe_search")
+    monkeypatch.setattr(search, "PRESET", "tiny")
+    monkeypatch.setattr(search, "FAMILIES", {"small": ["data.synth_length=8", "data.batch_size=2", "data.num_workers=0",
+                                                       "logging.print_every=1"]})
+    monkeypatch.setattr(search, "VAL_EVERY", 100000)
+    monkeypatch.setattr(search, "STAGE1_CPU_MIN", 100)
+    monkeypatch.setattr(search, "STOPPED_BY", [])
+    photos, val = _photos_and_val(tmp_path)
+    root = tmp_path / "search"
+    log = root / "stage1-small" / "log.txt"
+
+    def ctrl_c_once_training():
+        deadline = time.monotonic() + 240
+        while not (log.is_file() and re.search(r"iter \d", log.read_text())) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_once_training, daemon=True).start()
+    capsys.readouterr()
+    assert search.main(["run", "--photos", str(photos), "--val", str(val), "--root", str(root),
+                        "--record", str(tmp_path / "record"), "--arms", "control"]) == 130
+    stopped = re.findall(r"stopped stage1-small at iteration (\d+) of 1000000: SIGINT asked it to stop", log.read_text())
+    assert stopped and (root / "stage1-small" / "training_states" / f"{stopped[0]}.state").is_file()
+    assert not (root / "stage1-small" / "finished.json").exists() and not (root / "control").exists()
+    assert "stopped by SIGINT: what was trained is saved; the same command goes on" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
