@@ -637,6 +637,29 @@ def test_charbonnier_and_frequency_losses():
         load_config("tiny-stage2", ["train.losses.pixel_kind=l2"])
 
 
+def test_grid_loss_weighs_steps_across_the_code_grid_only(tmp_path):
+    from vqcnir.train.losses import grid_step_loss
+
+    gt = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+    blocks = torch.rand(2, 3, 4, 6, generator=torch.Generator().manual_seed(1))
+    mosaic = blocks.repeat_interleave(4, -2).repeat_interleave(4, -1)   # constant on each 4-px block
+    assert grid_step_loss(gt, gt, 4).item() == 0
+    assert grid_step_loss(gt + 0.1 * mosaic, gt, 4).item() > 0.02
+    # the same mosaic shifted by 2 px steps only inside the 4-px blocks: nothing to weigh
+    shifted = torch.roll(mosaic, (2, 2), (-2, -1))
+    assert grid_step_loss(gt + 0.1 * shifted, gt, 4).item() == pytest.approx(0, abs=1e-7)
+    # an error that grows evenly (as blur's does across an edge) is not the grid's
+    ramp = torch.linspace(0, 0.3, 24).expand(2, 3, 16, 24) + torch.linspace(0, 0.2, 16)[:, None]
+    assert grid_step_loss(gt + ramp, gt, 4).item() == pytest.approx(0, abs=1e-6)
+    assert grid_step_loss(gt + 0.1 * mosaic, gt, 8).item() > 0.01  # and the 8-px grid of the 1/8 codebook
+    # in training: logged, and only with a weight
+    r = run_training(tiny(1, tmp_path, "train.total_iter=1", "train.losses.grid=0.5", "logging.print_every=1"),
+                     device="cpu")
+    assert "l_grid" in (tmp_path / "tiny-stage1" / "log.txt").read_text() and r["iter"] == 1
+    with pytest.raises(VQCNIRError, match="train.losses.grid must be >= 0"):
+        load_config("tiny-stage2", ["train.losses.grid=-1"])
+
+
 def test_resume_of_a_run_killed_before_its_first_save_starts_it(tmp_path, capsys):
     opts = ("train.total_iter=2", "logging.save_every=2", "val.every=100")
     exp = tmp_path / "tiny-stage1"

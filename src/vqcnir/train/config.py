@@ -82,6 +82,7 @@ class LossSection:
     perceptual_net: str = "auto"     # auto | lpips_vgg | stlpips_vgg | none
     pixel_kind: str = "l1"           # l1 | charbonnier (sqrt(d^2 + 1e-6), smooth at 0)
     frequency: float = 0.0           # weight of an L1 loss on the 2-D FFT (real and imaginary parts)
+    grid: float = 0.0                # weight of an L1 loss on the steps across the code grid's lines
     gan_start_iter: int = 0          # iterations before the discriminator is used
 
 
@@ -399,7 +400,7 @@ def validate(cfg: TrainConfig) -> None:
     if t.precision not in TRAIN_PRECISIONS:
         problems.append(f"train.precision {t.precision!r} is not one of {', '.join(TRAIN_PRECISIONS)}")
     losses = t.losses
-    for k in ("pixel", "codebook", "perceptual", "adversarial"):
+    for k in ("pixel", "codebook", "perceptual", "adversarial", "frequency", "grid"):
         if getattr(losses, k) < 0:
             problems.append(f"train.losses.{k} must be >= 0")
     from .losses import PERCEPTUAL_CHOICES, PIXEL_KINDS

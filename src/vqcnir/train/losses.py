@@ -1,4 +1,5 @@
-"""Training losses: pixel (L1), perceptual (LPIPS-VGG or shift-tolerant LPIPS-VGG), hinge GAN.
+"""Training losses: pixel (L1, Charbonnier), frequency, grid steps, perceptual (LPIPS-VGG or
+shift-tolerant LPIPS-VGG), hinge GAN.
 
 The code-alignment / codebook losses live with the quantiser (``vqcnir.nn.quantizer``), which
 returns them from its forward pass.
@@ -36,6 +37,22 @@ def frequency_loss(restored: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     a = torch.view_as_real(torch.fft.rfft2(restored.float(), norm="ortho"))
     b = torch.view_as_real(torch.fft.rfft2(gt.float(), norm="ortho"))
     return (a - b).abs().mean()
+
+
+def grid_step_loss(restored: torch.Tensor, gt: torch.Tensor, grid: int) -> torch.Tensor:
+    """How much the error of the step between neighbouring pixels across each ``grid``-px line
+    (where the codebook decoder's blocks meet; the lines ``blockiness4``/``blockiness8`` read)
+    differs from the mean error of the two steps beside it, inside the blocks; mean absolute value.
+    A mosaic is an error that jumps at those lines only; blur's error changes smoothly from step to
+    step and is left to the pixel loss, so the loss does not ask for sharper edges on the grid
+    lines than beside them, which would draw the grid it is meant to remove."""
+    d = restored.float() - gt.float()
+    parts = []
+    for e in (d[..., 1:] - d[..., :-1], (d[..., 1:, :] - d[..., :-1, :]).transpose(-1, -2)):  # x, then y
+        on, before, after = e[..., grid - 1::grid], e[..., grid - 2::grid], e[..., grid::grid]
+        n = after.shape[-1]  # a grid line at the edge has no step after it
+        parts.append((on[..., :n] - (before[..., :n] + after) / 2).abs().flatten())
+    return torch.cat(parts).mean()
 
 
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import warnings
 import torch
 
 from . import distributed as D
-from .losses import frequency_loss, hinge_d_loss, hinge_g_loss, pixel_loss
+from .losses import frequency_loss, grid_step_loss, hinge_d_loss, hinge_g_loss, pixel_loss
 
 
 def ema_update(t) -> None:
@@ -46,6 +46,8 @@ def _generator_losses(t, out, gt, l_code, gan_on: bool) -> dict[str, torch.Tenso
         logs["l_pix"] = w.pixel * pixel_loss(out, gt, w.pixel_kind)
     if w.frequency:
         logs["l_fft"] = w.frequency * frequency_loss(out, gt)
+    if w.grid:
+        logs["l_grid"] = w.grid * grid_step_loss(out, gt, t.net_config.quant_scale)
     if w.codebook:
         logs["l_code"] = w.codebook * l_code.float()
     if t.perceptual is not None:
