@@ -102,8 +102,11 @@ ARMS: dict[str, tuple[str, list[str]]] = {
     # d_only_q4 again with the restorer trained on --more-photos (`vqcnir data photos --more`: the
     # training photos plus 31 more) against the same stage 1
     "more_photos": ("small_q4", ["model.use_aiem=false", "model.use_dbca=false"]),
+    # added from the final's checkpoints: as its restorer improves, its 4-px grid grows
+    # (blockiness4 1.06 -> 1.12 in 1,200 iterations); more_photos with the grid loss
+    "grid_loss": ("small_q4", ["model.use_aiem=false", "model.use_dbca=false", "train.losses.grid=1"]),
 }
-MORE_PHOTOS_ARMS = {"more_photos"}  # their stage 2 trains on --more-photos instead of --photos
+MORE_PHOTOS_ARMS = {"more_photos", "grid_loss"}  # their stage 2 trains on --more-photos instead of --photos
 
 # the code grid of each codebook scale, measured on every scored output (runs scored before
 # blockiness4 existed have only blockiness8)
