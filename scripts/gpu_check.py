@@ -276,13 +276,14 @@ def main(argv: list[str] | None = None) -> int:
         parity_size, crop, repeats, warm_up = 64, 16, 1, False
         sizes = {"64²": (64, 64)}
     rows = []
+    print("\n| check | result | detail | s |\n|---|---|---|---|", flush=True)
     for run in (lambda: check_parity(device, parity_size), lambda: check_deform_kernel(device),
                 lambda: check_training(device, crop), lambda: check_torchrun(device),
                 lambda: check_onnx(device, args.onnx, parity_size), lambda: check_speed(device, sizes, repeats, warm_up)):
-        rows.extend(run())
-    print("\n| check | result | detail | s |\n|---|---|---|---|")
-    for name, result, detail, seconds in rows:
-        print(f"| {name} | {result} | {detail} | {seconds:.2f} |")
+        new = run()
+        rows.extend(new)
+        for name, result, detail, seconds in new:  # row by row: a lease cut short still shows what ran
+            print(f"| {name} | {result} | {detail} | {seconds:.2f} |", flush=True)
     failed = [r[0] for r in rows if r[1] == "FAIL"]
     print(f"\n{len(rows)} checks, {len(failed)} failed" + (f": {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

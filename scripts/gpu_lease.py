@@ -2,14 +2,14 @@
 
 Two steps, for a GPU machine that can reach nothing (no package index, no photo source):
 
-    # here: what travels, about 26 MB for the search's 31 photos and 24 validation pairs (the photos
-    # as JPEG, the stage-1 checkpoint in fp16), into a folder git ignores (.git/info/exclude)
-    # the bundled restorer's stage 1 and the recipe search's photos and fixed pairs (docs/recipe_search.md):
-    python scripts/gpu_lease.py pack --photos data/train --val data/valset -o .lease/ \
-        --stage1 records/recipe_search/final-stage1-small_q4/stage1.safetensors
+    # here: the recipe search's 62 photos as JPEG, 1280 px at most (13 MB: the trip takes 64 MiB
+    # with the repository), into a folder git ignores (.git/info/exclude)
+    python scripts/gpu_lease.py pack --photos data/train_more --max-side 1280 -o .lease/
     # there, from the repository root, with a Python that has torch, torchvision, numpy, Pillow,
-    # tifffile, safetensors, PyYAML and tqdm:
-    PYTHONPATH=src python3 scripts/gpu_lease.py train .lease/ --minutes 9 --out OUT/
+    # tifffile, safetensors, PyYAML and tqdm (imagecodecs is not needed: nothing writes PNG):
+    PYTHONPATH=src python3 scripts/gpu_lease.py train .lease/ --minutes 7 --out OUT/ --snapshots 5 \
+        --stage1 records/recipe_search/final-stage1-small_q4/stage1.safetensors --every 400 \
+        --opt train.losses.pixel_kind=charbonnier train.losses.frequency=0.1 train.losses.grid=1
 
 ``train`` continues the bundled restorer (``stage2.init_from``; ``--fresh``: a new one, e.g. of
 the search's winning size) against that stage 1 for
@@ -47,15 +47,19 @@ def pack(args) -> int:
     photos = images_under(Path(args.photos))
     for path in photos:
         pixels = (read_image(path).rgb * 255 + 0.5).clip(0, 255).astype("uint8")
-        Image.fromarray(pixels).save(out / PHOTOS / f"{path.stem}.jpg", quality=90, subsampling=0)
-    convert(args.stage1, out / STAGE1, overwrite=True, dtype=torch.float16)
+        photo = Image.fromarray(pixels)
+        if args.max_side:  # what travels is capped at 64 MiB with the repository
+            photo.thumbnail((args.max_side, args.max_side), Image.LANCZOS)
+        photo.save(out / PHOTOS / f"{path.stem}.jpg", quality=90, subsampling=0)
+    if args.stage1:  # else train names one that travels anyway (a committed record)
+        convert(args.stage1, out / STAGE1, overwrite=True, dtype=torch.float16)
     if args.val:  # the validation pairs travel as they are (PNG: the ground truth stays exact)
         for side in VAL_SIDES:
             if not (Path(args.val) / side).is_dir():
                 raise VQCNIRError(f"{args.val}: has no {side}/ folder of validation pairs")
             shutil.copytree(Path(args.val) / side, out / VAL / side, dirs_exist_ok=True)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
-    print(f"packed {len(photos)} photos and stage 1 into {out}: {size:.1f} MB")
+    print(f"packed {len(photos)} photos{' and stage 1' if args.stage1 else ''} into {out}: {size:.1f} MB")
     if size > MAX_PACK_MB:
         print(f"error: {size:.0f} MB is more than the {MAX_PACK_MB} MB that can travel", file=sys.stderr)
         return 1
@@ -76,18 +80,25 @@ def train(args) -> int:
     fixed_val, val_pairs = _fixed_validation(lease / VAL)
     cfg = load_config(f"{args.preset}-stage2", [
         "name=lease", f"experiments_root={runs.as_posix()}", f"data.root={(lease / PHOTOS).as_posix()}",
-        f"stage2.stage1_checkpoint={(lease / STAGE1).as_posix()}",
+        f"stage2.stage1_checkpoint={(args.stage1 or lease / STAGE1).as_posix()}",
         *start_from, f"data.crop={args.crop}", f"data.batch_size={args.batch}", f"data.num_workers={workers}",
         f"train.optim_g.lr={args.lr}", "train.scheduler.milestones=[1000000]", "train.total_iter=1000000",
         "train.losses.perceptual=0", "train.losses.adversarial=0", "logging.tensorboard=false",
         "logging.progress_bar=false", f"logging.save_every={args.every}", f"val.every={args.every}",
+        "val.grid_images=0",  # no pictures: they don't come back, and PNG writing needs imagecodecs there
         *fixed_val, *args.opt])
     start = time.monotonic()
     result = run_training(cfg, device=args.device, time_limit=args.minutes * 60)
     wall = time.monotonic() - start
     it = result["iter"]
     weights = out / f"restorer-{it}.safetensors"
-    convert(runs / "lease" / "models" / "net_g_latest.pth", weights, overwrite=True, dtype=torch.float16)
+    models = runs / "lease" / "models"
+    convert(models / "net_g_latest.pth", weights, overwrite=True, dtype=torch.float16)
+    # earlier saves too, to be scored at home (the return trip takes 8 files): the last N before the end
+    saved = sorted((int(p.stem.rsplit("_", 1)[1]), p) for p in models.glob("net_g_[0-9]*.pth"))
+    for n, path in [(n, p) for n, p in saved if n != it][-args.snapshots:] if args.snapshots else []:
+        convert(path, out / f"restorer-{n}.safetensors", overwrite=True, dtype=torch.float16)
+    shutil.copy(runs / "lease" / "log.txt", out / "train-log.txt")
     steps = max(result["iters"], 1)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     best = result["best"]
@@ -104,8 +115,9 @@ def train(args) -> int:
 
 
 def _start_from(fresh: bool, init_from: Path | None) -> list[str]:
-    """Config overrides for the restorer to continue: none for a fresh one, else that checkpoint,
-    or the bundled one with every field of its network (the stage presets switch AIEM and DBCA on)."""
+    """Config overrides for the restorer to continue: none for a fresh one, else that checkpoint
+    (the bundled one by default) with every field of its network when the file records them
+    (safetensors exports do; the stage presets would otherwise switch AIEM and DBCA on)."""
     import json
 
     from safetensors import safe_open
@@ -114,12 +126,12 @@ def _start_from(fresh: bool, init_from: Path | None) -> list[str]:
 
     if fresh:
         return []
-    if init_from:
-        return [f"stage2.init_from={Path(init_from).as_posix()}"]
-    bundled = resolve_weights(None)
-    with safe_open(str(bundled), framework="pt") as f:
-        network = json.loads(f.metadata()["vqcnir_config"])
-    return [f"stage2.init_from={bundled.as_posix()}", *(f"model.{k}={json.dumps(v)}" for k, v in network.items())]
+    start = Path(init_from) if init_from else resolve_weights(None)
+    if start.suffix != ".safetensors":
+        return [f"stage2.init_from={start.as_posix()}"]
+    with safe_open(str(start), framework="pt") as f:
+        network = json.loads((f.metadata() or {}).get("vqcnir_config", "{}"))
+    return [f"stage2.init_from={start.as_posix()}", *(f"model.{k}={json.dumps(v)}" for k, v in network.items())]
 
 
 def _fixed_validation(val: Path) -> tuple[list[str], int]:
@@ -136,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack", help="here: write the photos (JPEG) and stage 1 (fp16) that travel")
     p.add_argument("--photos", required=True, help="folder of the restorer's training photos")
-    p.add_argument("--stage1", required=True, help="stage-1 checkpoint the bundled restorer was trained against")
+    p.add_argument("--stage1", help="stage-1 checkpoint the restorer trains against (else train's --stage1 names one)")
+    p.add_argument("--max-side", type=int, help="shrink photos to at most this many pixels a side for the trip")
     p.add_argument("-o", "--out", required=True, help="folder to write (carried to the GPU machine)")
     p.add_argument("--val", help="validation pairs (low_blur_noise/, high_sharp_scaled/) to validate on there")
     p.set_defaults(func=pack)
@@ -145,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--minutes", type=float, required=True, help="training time; the last save and the export follow it (about a minute)")
     t.add_argument("--out", required=True, help="folder for the exported weights")
     t.add_argument("--preset", default="small")
+    t.add_argument("--stage1", type=Path, help="stage-1 checkpoint (default: the one packed)")
+    t.add_argument("--snapshots", type=int, default=0, help="also export the last N saves before the end")
     start = t.add_mutually_exclusive_group()
     start.add_argument("--init-from", type=Path, help="restorer to continue (default: the bundled model)")
     start.add_argument("--fresh", action="store_true",

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 import vqcnir
+from vqcnir.weights import convert
 from vqcnir.train import load_config, run_training
 
 
@@ -33,8 +34,10 @@ def test_pack_then_train_exports_loadable_fp16_weights(tmp_path, gpu_lease, caps
     restorer = runs / "tiny-stage2" / "models" / "net_g_1.pth"
 
     lease, out = tmp_path / "lease", tmp_path / "out"
-    assert gpu_lease.main(["pack", "--photos", str(photos), "--stage1", str(stage1), "-o", str(lease)]) == 0
+    assert gpu_lease.main(["pack", "--photos", str(photos), "--stage1", str(stage1), "-o", str(lease),
+                           "--max-side", "40"]) == 0
     assert sorted(p.name for p in (lease / "photos").iterdir()) == [f"p{i}.jpg" for i in range(4)]
+    assert Image.open(lease / "photos" / "p0.jpg").size == (40, 30)  # shrunk for the trip, shape kept
     assert (lease / "stage1.safetensors").is_file()
 
     # a limit of 0 minutes: one iteration, then the state and the export
@@ -50,6 +53,34 @@ def test_pack_then_train_exports_loadable_fp16_weights(tmp_path, gpu_lease, caps
     assert all(v.dtype == torch.float16 for v in load_file(str(weights)).values() if v.is_floating_point())
     model = vqcnir.load_model(weights, device="cpu")
     assert model(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+    assert "started lease" in (out / "train-log.txt").read_text()
+
+
+def test_snapshots_bring_back_the_last_saves_before_the_end(tmp_path, gpu_lease, capsys):
+    """--snapshots N exports the N saves before the last too; a safetensors --init-from brings its
+    own network (here the tiny preset's, without DBCA), and --stage1 need not travel in the pack."""
+    rng = np.random.default_rng(2)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photos / "p.png")
+    runs = tmp_path / "runs"
+    common = [f"experiments_root={runs.as_posix()}", "train.total_iter=1", "val.every=1", "val.crop=16",
+              "data.crop=16", "data.synth_length=8"]
+    run_training(load_config("tiny-stage1", common), device="cpu")
+    stage1 = runs / "tiny-stage1" / "models" / "net_g_1.pth"
+    run_training(load_config("tiny-stage2", [*common, f"stage2.stage1_checkpoint={stage1.as_posix()}",
+                                             "model.use_dbca=false"]), device="cpu")
+    init = tmp_path / "init.safetensors"
+    convert(runs / "tiny-stage2" / "models" / "net_g_1.pth", init)
+    lease, out = tmp_path / "lease", tmp_path / "out"
+    assert gpu_lease.main(["pack", "--photos", str(photos), "-o", str(lease)]) == 0
+    assert not (lease / "stage1.safetensors").exists()
+    assert gpu_lease.main(["train", str(lease), "--minutes", "5", "--out", str(out), "--preset", "tiny",
+                           "--init-from", str(init), "--stage1", str(stage1), "--crop", "16", "--batch", "2",
+                           "--every", "1", "--snapshots", "2", "--device", "cpu",
+                           "--opt", "train.total_iter=4", "val.crop=16", "val.num_images=1"]) == 0
+    assert sorted(p.name for p in out.glob("*.safetensors")) == [f"restorer-{i}.safetensors" for i in (2, 3, 4)]
+    assert not vqcnir.load_model(out / "restorer-2.safetensors", device="cpu").main_decode.dbca_levels
 
 
 def test_a_fresh_restorer_validated_on_packed_pairs(tmp_path, gpu_lease, capsys):
