@@ -364,6 +364,9 @@ def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str],
                 "cpu_min_run": 0.0}
         legs_file.write_text(json.dumps(legs, indent=2) + "\n")
         start = kept / LATEST_WEIGHTS
+        if not start.is_file():
+            raise SystemExit(f"error: {name}: the weights of its last pause ({start}) are not in the record; "
+                             "it cannot go on")
     if budget <= legs["cpu_min_before"]:
         raise SystemExit(f"error: {name}: its earlier legs used {legs['cpu_min_before']:.1f} of its {budget:g} "
                          "CPU-minutes per process; give it more to go on")
