@@ -454,8 +454,8 @@ def checkpoints(args) -> int:
     from vqcnir.weights import is_stage1, load_network, read_checkpoint
 
     run_dir, val = Path(args.root) / args.run, Path(args.val)
-    found = {int(m.group(1)): f for f in (run_dir / "models").glob("net_g_*.pth")
-             if (m := re.fullmatch(r"net_g_(\d+)\.pth", f.name))}
+    found = {int(m.group(1)): f for f in (run_dir / "models").glob("net_g_*")  # safetensors: exports, e.g. a GPU lease's
+             if (m := re.fullmatch(r"net_g_(\d+)\.(pth|safetensors)", f.name))}
     if not found:
         raise SystemExit(f"error: {run_dir / 'models'}: no saved checkpoints")
     log = run_dir / "log.txt"

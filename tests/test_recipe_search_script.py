@@ -73,6 +73,15 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
         assert all(r[1].strip() == "–" or float(r[1]) >= 0 for r in rows)  # CPU-minutes where the log has them
     with pytest.raises(SystemExit, match="no saved checkpoints"):
         search.main(["checkpoints", "--run", "no_perc", "--val", str(val), "--root", str(root)])
+    # exported weights score too (what a GPU lease brings back), with the .pth's numbers
+    from vqcnir.weights import convert
+
+    (root / "lease" / "models").mkdir(parents=True)
+    convert(root / "control" / "models" / "net_g_latest.pth", root / "lease" / "models" / "net_g_7.safetensors")
+    capsys.readouterr()
+    assert search.main(["checkpoints", "--run", "lease", "--val", str(val), "--root", str(root)]) == 0
+    exported = [line.split("|")[3:] for line in capsys.readouterr().out.splitlines() if line.startswith("| 7 ")]
+    assert exported and exported[0] == [line.split("|")[3:] for line in out.splitlines() if re.match(r"\| \d", line)][-1]
 
     # final: stage 1 goes on from the recorded weights; paused by --hours (a session's end) ...
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "100", "--cpu-min", "0.001", "--patience", "1000",
