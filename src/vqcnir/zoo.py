@@ -32,7 +32,7 @@ MODELS: dict[str, ModelEntry] = {
     DEFAULT: ModelEntry(
         name=DEFAULT,
         summary="fast preset (no AIEM, no DBCA, codebook at 1/4 scale) trained by this project (CPU, then "
-                "12 minutes of a GPU) on night+blur pairs synthesised from free wallpaper and scikit-image photos "
+                "10 minutes of a GPU) on night+blur pairs synthesised from free wallpaper and scikit-image photos "
                 "(bundled)",
         preset="fast",
         filename="vqcnir-fast-night.safetensors",
