@@ -95,8 +95,9 @@ def train(args) -> int:
     models = runs / "lease" / "models"
     convert(models / "net_g_latest.pth", weights, overwrite=True, dtype=torch.float16)
     # earlier saves too, to be scored at home (the return trip takes 8 files): the last N before the end
-    saved = sorted((int(p.stem.rsplit("_", 1)[1]), p) for p in models.glob("net_g_[0-9]*.pth"))
-    for n, path in [(n, p) for n, p in saved if n != it][-args.snapshots:] if args.snapshots else []:
+    earlier = sorted((int(p.stem.rsplit("_", 1)[1]), p) for p in models.glob("net_g_[0-9]*.pth"))
+    earlier = [(n, path) for n, path in earlier if n != it]
+    for n, path in earlier[-args.snapshots:] if args.snapshots > 0 else []:
         convert(path, out / f"restorer-{n}.safetensors", overwrite=True, dtype=torch.float16)
     shutil.copy(runs / "lease" / "log.txt", out / "train-log.txt")
     steps = max(result["iters"], 1)
