@@ -360,13 +360,13 @@ def _long_run(root: Path, record: Path, name: str, preset: str, opts: list[str],
     legs = json.loads(legs_file.read_text()) if legs_file.is_file() else {"leg": 1, "cpu_min_before": 0.0,
                                                                            "cpu_min_run": 0.0}
     if not (root / name).is_dir() and legs_file.is_file():  # paused, then its folder was lost
+        start = kept / LATEST_WEIGHTS
+        if not start.is_file():  # checked first: a refused leg must not count as one
+            raise SystemExit(f"error: {name}: the weights of its last pause ({start}) are not in the record; "
+                             "it cannot go on")
         legs = {"leg": legs["leg"] + 1, "cpu_min_before": legs["cpu_min_before"] + legs["cpu_min_run"],
                 "cpu_min_run": 0.0}
         legs_file.write_text(json.dumps(legs, indent=2) + "\n")
-        start = kept / LATEST_WEIGHTS
-        if not start.is_file():
-            raise SystemExit(f"error: {name}: the weights of its last pause ({start}) are not in the record; "
-                             "it cannot go on")
     if budget <= legs["cpu_min_before"]:
         raise SystemExit(f"error: {name}: its earlier legs used {legs['cpu_min_before']:.1f} of its {budget:g} "
                          "CPU-minutes per process; give it more to go on")

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import vqcnir
-from vqcnir.weights import convert
 from vqcnir.train import load_config, run_training
+from vqcnir.weights import convert
 
 
 @pytest.fixture(scope="module")

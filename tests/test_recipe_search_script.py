@@ -94,6 +94,12 @@ def test_an_arm_then_its_final_run(tmp_path, load_script, monkeypatch, capsys):
     assert not re.search(r"(?<!\.)" + re.escape(str(tmp_path)), (record / "final-stage1-small" / "log-leg1.txt").read_text())
     # ... then its working folder is lost: the next leg starts from the recorded pause, for the rest
     shutil.rmtree(root / "final-stage1-small")
+    kept_weights = record / "final-stage1-small" / "latest.safetensors"  # without the pause's weights: one line, no leg
+    kept_weights.rename(tmp_path / "latest.safetensors")
+    with pytest.raises(SystemExit, match="are not in the record; it cannot go on"):
+        search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", "100", "--cpu-min", "0.002"])
+    assert json.loads((record / "final-stage1-small" / "legs.json").read_text()) == legs
+    (tmp_path / "latest.safetensors").rename(kept_weights)
     budget = 2 * (legs["cpu_min_run"] + 0.001)  # CPU-minutes of both processes; a leg records one's
     assert search.main(["final", *common, "--arm", "control", "--stage1-cpu-min", str(budget),
                         "--cpu-min", "0.002", "--opt", "train.losses.frequency=0.1"]) == 0
